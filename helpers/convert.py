@@ -1,0 +1,55 @@
+"""Convert the fitted pipeline to ONNX with skl2onnx: two files, one for serving.
+
+- model.onnx: `zipmap=False`, outputs `label` (int64) and `probabilities` (float32 [N, 3]);
+  what the three services run.
+- model_zipmap.onnx: the seed's exact output, `label` plus a sequence of maps
+  {class_id: probability} — the shape the original post had to decode in Go.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import onnx
+from skl2onnx import to_onnx
+from skl2onnx.common.data_types import FloatTensorType
+from sklearn.pipeline import Pipeline
+
+from helpers import manifest as manifest_io
+
+INPUT_NAME = "float_input"
+# The newest opset both skl2onnx 1.20 emits and onnxruntime 1.31 runs.
+TARGET_OPSET = 21
+ML_OPSET = 3
+
+
+def to_onnx_model(model: Pipeline, zipmap: bool) -> onnx.ModelProto:
+    estimator = model.steps[-1][1]
+    return to_onnx(
+        model,
+        initial_types=[(INPUT_NAME, FloatTensorType([None, model.n_features_in_]))],
+        options={id(estimator): {"zipmap": zipmap}},
+        target_opset={"": TARGET_OPSET, "ai.onnx.ml": ML_OPSET},
+    )
+
+
+def convert(model: Pipeline, artifacts_dir: Path) -> dict[str, Path]:
+    """Write both ONNX files, check them with onnx.checker, hash them into the manifest."""
+    paths = {"plain": artifacts_dir / "model.onnx", "zipmap": artifacts_dir / "model_zipmap.onnx"}
+    for kind, path in paths.items():
+        onnx_model = to_onnx_model(model, zipmap=(kind == "zipmap"))
+        onnx.checker.check_model(onnx_model, full_check=True)
+        onnx.save(onnx_model, path)
+    manifest_io.record_artifacts(
+        artifacts_dir / manifest_io.MANIFEST_NAME,
+        *paths.values(),
+        onnx={
+            "input_name": INPUT_NAME,
+            "target_opset": TARGET_OPSET,
+            "ml_opset": ML_OPSET,
+            "serving_file": paths["plain"].name,
+            "zipmap_file": paths["zipmap"].name,
+            "outputs": {"label": "int64 [N]", "probabilities": "float32 [N, n_classes]"},
+        },
+    )
+    return paths

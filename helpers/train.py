@@ -1,0 +1,160 @@
+"""Train the seed's pipeline on iris and save it as a pickle plus a manifest.
+
+The pipeline and grid are the original post's, unchanged: SimpleImputer → StandardScaler →
+LogisticRegression in GridSearchCV. Iris comes from scikit-learn's bundled copy (no download).
+"""
+
+from __future__ import annotations
+
+import pickle
+import platform
+import warnings
+from dataclasses import dataclass
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sklearn.datasets import load_iris
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GridSearchCV, train_test_split
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+
+from helpers import manifest as manifest_io
+
+FEATURE_NAMES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+# Iris' own target names prefixed as in the seed's API ("iris-setosa", ...).
+CLASS_LABELS = [f"iris-{name}" for name in load_iris().target_names]
+
+SEED_PARAM_GRID = {
+    "estimator__solver": ["newton-cg"],
+    "estimator__tol": [1e-4, 3e-3, 1e-2],
+    "estimator__penalty": [None, "l2"],
+}
+# What the seed's grid means in scikit-learn ≥ 1.8, where `penalty` is deprecated:
+# penalty=None is C=inf, penalty='l2' is the default l1_ratio=0 with C=1.
+MODERN_PARAM_GRID = {
+    "estimator__solver": ["newton-cg"],
+    "estimator__tol": [1e-4, 3e-3, 1e-2],
+    "estimator__C": [np.inf, 1.0],
+}
+PENALTY_DEPRECATION = "'penalty' was deprecated"
+
+
+@dataclass(frozen=True)
+class Dataset:
+    X_train: np.ndarray
+    X_test: np.ndarray
+    y_train: np.ndarray
+    y_test: np.ndarray
+
+
+@dataclass(frozen=True)
+class TrainingResult:
+    search: GridSearchCV
+    data: Dataset
+    deprecation_warnings: list[str]
+
+    @property
+    def model(self) -> Pipeline:
+        return self.search.best_estimator_
+
+    @property
+    def test_accuracy(self) -> float:
+        return float((self.model.predict(self.data.X_test) == self.data.y_test).mean())
+
+
+def load_split(test_size: float = 0.2, seed: int = 42, stratify: bool = True) -> Dataset:
+    if not 0.0 < test_size < 1.0:
+        raise ValueError(f"test_size must be a fraction between 0 and 1, got {test_size!r}")
+    X, y = load_iris(return_X_y=True)
+    parts = train_test_split(
+        X, y, test_size=test_size, random_state=seed, stratify=y if stratify else None
+    )
+    return Dataset(*parts)
+
+
+def build_search(param_grid: dict[str, list] | None = None) -> GridSearchCV:
+    pipeline = Pipeline(
+        [
+            ("imputer", SimpleImputer(strategy="mean", keep_empty_features=True)),
+            ("scaler", StandardScaler()),
+            ("estimator", LogisticRegression()),
+        ]
+    )
+    return GridSearchCV(
+        pipeline,
+        param_grid or SEED_PARAM_GRID,
+        scoring={"AUC": "roc_auc_ovr"},
+        refit="AUC",
+        cv=5,
+        error_score="raise",
+    )
+
+
+def train(test_size: float = 0.2, seed: int = 42, stratify: bool = True) -> TrainingResult:
+    """Fit the seed's grid; the penalty deprecation is collected once instead of per fit."""
+    data = load_split(test_size, seed, stratify)
+    search = build_search()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        search.fit(data.X_train, data.y_train)
+    penalty = sorted({str(w.message) for w in caught if PENALTY_DEPRECATION in str(w.message)})
+    for other in caught:
+        if PENALTY_DEPRECATION not in str(other.message):
+            warnings.warn_explicit(other.message, other.category, other.filename, other.lineno)
+    return TrainingResult(search, data, penalty)
+
+
+def library_versions() -> dict[str, str]:
+    names = ["scikit-learn", "numpy", "scipy", "skl2onnx", "onnx", "onnxruntime"]
+    return {"python": platform.python_version(), **{name: version(name) for name in names}}
+
+
+def _plain(value: Any) -> Any:
+    """JSON-friendly best params (numpy scalars and inf become plain Python values)."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return str(value)
+    return value
+
+
+def save(result: TrainingResult, artifacts_dir: Path) -> dict[str, Any]:
+    """Write model.pkl and manifest.json; returns the manifest."""
+    artifacts_dir.mkdir(parents=True, exist_ok=True)
+    model_path = artifacts_dir / "model.pkl"
+    with model_path.open("wb") as handle:
+        pickle.dump(result.model, handle, protocol=pickle.HIGHEST_PROTOCOL)
+    X_train = result.data.X_train
+    manifest_path = artifacts_dir / manifest_io.MANIFEST_NAME
+    if manifest_path.exists():
+        manifest_path.unlink()  # a new model invalidates every artifact of the old one
+    return manifest_io.record_artifacts(
+        manifest_path,
+        model_path,
+        feature_names=FEATURE_NAMES,
+        class_labels=CLASS_LABELS,
+        feature_ranges={
+            name: {"min": float(X_train[:, i].min()), "max": float(X_train[:, i].max())}
+            for i, name in enumerate(FEATURE_NAMES)
+        },
+        versions=library_versions(),
+        training={
+            "best_params": {k: _plain(v) for k, v in result.search.best_params_.items()},
+            "cv_auc": float(result.search.best_score_),
+            "test_accuracy": result.test_accuracy,
+            "n_train": len(result.data.y_train),
+            "n_test": len(result.data.y_test),
+        },
+    )
+
+
+def load_model(artifacts_dir: Path) -> Pipeline:
+    """Unpickle model.pkl only after its sha256 matches the manifest."""
+    model_path = artifacts_dir / "model.pkl"
+    manifest_io.verify(artifacts_dir / manifest_io.MANIFEST_NAME, model_path)
+    with model_path.open("rb") as handle:
+        return pickle.load(handle)
