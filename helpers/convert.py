@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import onnx
+import onnxruntime as ort
 from skl2onnx import to_onnx
 from skl2onnx.common.data_types import FloatTensorType
 from sklearn.pipeline import Pipeline
@@ -53,3 +54,15 @@ def convert(model: Pipeline, artifacts_dir: Path) -> dict[str, Path]:
         },
     )
     return paths
+
+
+def load_session(model: Path | bytes, intra_op_threads: int = 1) -> ort.InferenceSession:
+    """An ONNX Runtime session on the CPU, one intra-op thread unless told otherwise.
+
+    One thread is what a single-row request can use and what a 0.5-CPU service gets, so
+    parity checks and the microbenchmark measure the runtime the services run.
+    """
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = intra_op_threads
+    source = model if isinstance(model, bytes) else str(model)
+    return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])

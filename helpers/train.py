@@ -56,6 +56,10 @@ class TrainingResult:
     search: GridSearchCV
     data: Dataset
     deprecation_warnings: list[str]
+    # How the split was made, recorded so later stages can rebuild the same test set.
+    seed: int = 42
+    test_size: float = 0.2
+    stratify: bool = True
 
     @property
     def model(self) -> Pipeline:
@@ -105,7 +109,7 @@ def train(test_size: float = 0.2, seed: int = 42, stratify: bool = True) -> Trai
     for other in caught:
         if PENALTY_DEPRECATION not in str(other.message):
             warnings.warn_explicit(other.message, other.category, other.filename, other.lineno)
-    return TrainingResult(search, data, penalty)
+    return TrainingResult(search, data, penalty, seed, test_size, stratify)
 
 
 def library_versions() -> dict[str, str]:
@@ -143,6 +147,9 @@ def save(result: TrainingResult, artifacts_dir: Path) -> dict[str, Any]:
         },
         versions=library_versions(),
         training={
+            "seed": result.seed,
+            "test_size": result.test_size,
+            "stratify": result.stratify,
             "best_params": {k: _plain(v) for k, v in result.search.best_params_.items()},
             "cv_auc": float(result.search.best_score_),
             "test_accuracy": result.test_accuracy,
