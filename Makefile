@@ -47,7 +47,7 @@ $(SVC_ENV)/%/.installed: services/%/requirements.txt $(COMMON_SRC)
 	@echo ">> service environment $(SVC_ENV)/$*"
 	@test -x $(SVC_ENV)/$*/bin/python || $(PYTHON) -m venv $(SVC_ENV)/$*
 	@$(SVC_ENV)/$*/bin/python -m pip install -q --upgrade pip
-	@$(SVC_ENV)/$*/bin/python -m pip install -q -r services/$*/requirements.txt ./services/python-common
+	@$(SVC_ENV)/$*/bin/python -m pip install -q -r services/$*/requirements.txt -e ./services/python-common
 	@touch $@
 
 $(GO_BIN): $(GO_SRC)

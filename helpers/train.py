@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from sklearn.datasets import load_iris
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
@@ -165,3 +166,37 @@ def load_model(artifacts_dir: Path) -> Pipeline:
     manifest_io.verify(artifacts_dir / manifest_io.MANIFEST_NAME, model_path)
     with model_path.open("rb") as handle:
         return pickle.load(handle)
+
+
+def cv_table(search: GridSearchCV) -> pd.DataFrame:
+    """The grid's cross-validation results, one row per parameter combination, best first."""
+    results = pd.DataFrame(search.cv_results_)
+    params = [c for c in results.columns if c.startswith("param_")]
+    table = results[[*params, "mean_test_AUC", "std_test_AUC", "rank_test_AUC", "mean_fit_time"]]
+    table = table.rename(columns=lambda c: c.removeprefix("param_estimator__"))
+    table = table.assign(penalty=_spelled(table["penalty"]))
+    return table.sort_values(["rank_test_AUC", "tol"]).reset_index(drop=True)
+
+
+def compare_with_modern_grid(result: TrainingResult) -> pd.DataFrame:
+    """Refit with MODERN_PARAM_GRID on the same split: the CV AUCs must be the same numbers.
+
+    Shows that dropping `penalty` (before scikit-learn 1.10 removes it) changes nothing.
+    """
+    modern = build_search(MODERN_PARAM_GRID).fit(result.data.X_train, result.data.y_train)
+    seed_auc = pd.DataFrame(result.search.cv_results_)
+    modern_auc = pd.DataFrame(modern.cv_results_)
+    return pd.DataFrame(
+        {
+            "tol": seed_auc["param_estimator__tol"],
+            "seed grid: penalty": _spelled(seed_auc["param_estimator__penalty"]),
+            "modern grid: C": modern_auc["param_estimator__C"],
+            "seed grid AUC": seed_auc["mean_test_AUC"],
+            "modern grid AUC": modern_auc["mean_test_AUC"],
+        }
+    )
+
+
+def _spelled(values: pd.Series) -> list[str]:
+    """penalty=None as the text 'None' (pandas would show the grid's None as NaN)."""
+    return ["None" if value is None or value != value else str(value) for value in values]

@@ -1,0 +1,87 @@
+"""`make bench`: side-by-side benchmarks printed to the terminal, one section per question.
+
+Each section is measured in one run so its numbers compare like with like. Adding a section
+is one line in SECTIONS; each gets `--only NAME` for free:
+
+    python -m helpers.bench                 # every section
+    python -m helpers.bench --only model    # one (repeat --only for several)
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from helpers import bench_services, capacity, convert, microbench, paths, train
+from helpers import manifest as manifest_io
+
+
+@dataclass(frozen=True)
+class Section:
+    name: str  # the value of --only
+    title: str
+    run: Callable[[argparse.Namespace], None]
+
+
+def ensure_model_artifacts(artifacts_dir: Path) -> None:
+    """Train and convert if the artifacts are missing, so `make bench` works from a clone."""
+    needed = [manifest_io.MANIFEST_NAME, "model.pkl", "model.onnx", "model_zipmap.onnx"]
+    if all((artifacts_dir / name).exists() for name in needed):
+        return
+    print(f"artifacts missing in {artifacts_dir}: training and converting the model first")
+    result = train.train()
+    train.save(result, artifacts_dir)
+    convert.convert(result.model, artifacts_dir)
+
+
+def model_section(args: argparse.Namespace) -> None:
+    ensure_model_artifacts(args.artifacts_dir)
+    result = microbench.measure(args.artifacts_dir, iterations=args.iterations)
+    for runtime, row in result.summary().iterrows():
+        print(f"  {runtime:<22} median {row.median_us:8.1f} µs   p99 {row.p99_us:8.1f} µs")
+    print(f"  ratio of medians (sklearn / onnxruntime): {result.median_ratio:.1f}×")
+
+
+SECTIONS: list[Section] = [
+    Section("model", "single-row latency: sklearn predict_proba vs onnxruntime run", model_section),
+    Section(
+        "capacity",
+        "highest constant rate holding p95 ≤ 25 ms, errors < 0.1 %, drops < 1 %",
+        capacity.bench_section,
+    ),
+    Section("services", "idle memory, CPU per 1000 requests (limited)", bench_services.section),
+]
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m helpers.bench", description=__doc__)
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=[section.name for section in SECTIONS],
+        help="run only this section (repeatable)",
+    )
+    parser.add_argument("--artifacts-dir", type=Path, default=paths.ARTIFACTS_DIR)
+    parser.add_argument(
+        "--iterations", type=int, default=5000, help="single-row calls per runtime (model)"
+    )
+    args = parser.parse_args(argv)
+    if args.iterations < 1:
+        parser.error(f"--iterations must be at least 1, got {args.iterations}")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    for section in SECTIONS:
+        if args.only is None or section.name in args.only:
+            print(f"== {section.name}: {section.title}", flush=True)
+            section.run(args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,167 @@
+"""Prove that the ONNX files compute what the pickle computes, on every kind of row served.
+
+The services answer with the ONNX model, so "can we drop Python?" is only yes if the ONNX
+graph gives the same label and the same probabilities (within float32 rounding) as the
+pickle — including for rows with missing features, which the pipeline imputes. Both sides
+get the same float32 rows: that is what a JSON number becomes in the ONNX services, and it
+keeps input rounding out of the comparison so only the model's arithmetic is compared.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+import pandas as pd
+from sklearn.datasets import load_iris
+from sklearn.pipeline import Pipeline
+
+from helpers import convert, train
+from helpers import manifest as manifest_io
+
+TOLERANCE = 1e-5  # max |p_onnx - p_sklearn|: float32 arithmetic stays far below it
+ONNX_FILES = ("model.onnx", "model_zipmap.onnx")
+SUMMARY_KEYS = ("rows_checked", "label_mismatches", "max_abs_proba_diff")
+
+
+@dataclass(frozen=True)
+class ParityReport:
+    """One row per (ONNX file, row set) in `table`; the totals per file in `summary`."""
+
+    table: pd.DataFrame
+    summary: dict[str, dict[str, Any]]
+    tolerance: float = TOLERANCE
+
+    @property
+    def passed(self) -> bool:
+        return not _failures(self.table, self.tolerance)
+
+
+def row_sets(manifest: dict[str, Any], n_random: int = 1000, seed: int | None = None) -> dict:
+    """The inputs to compare on, named for the table: real rows, random rows, missing values.
+
+    The test set is rebuilt from the split recorded in the manifest; random rows are drawn
+    uniformly within the training min/max (as the load generator does); missing-value rows
+    blank every single feature, every pair and all four of each test row.
+    """
+    if n_random < 1:
+        raise ValueError(f"n_random must be at least 1, got {n_random!r}")
+    try:
+        split = manifest["training"]
+        names = manifest["feature_names"]
+        ranges = manifest["feature_ranges"]
+        data = train.load_split(split["test_size"], split["seed"], split.get("stratify", True))
+    except KeyError as missing:
+        raise KeyError(f"manifest lacks {missing}: re-run notebook 01 to rewrite it") from None
+    rng = np.random.default_rng(split["seed"] if seed is None else seed)
+    low = np.array([ranges[name]["min"] for name in names])
+    high = np.array([ranges[name]["max"] for name in names])
+    sets = {
+        "test set": data.X_test,
+        "all 150 iris rows": load_iris().data,
+        f"{n_random} random rows in training range": rng.uniform(low, high, (n_random, len(names))),
+    }
+    for size, title in [(1, "one feature"), (2, "two features"), (len(names), "all four")]:
+        blanked = []
+        for columns in itertools.combinations(range(len(names)), size):
+            rows = data.X_test.copy()
+            rows[:, list(columns)] = np.nan
+            blanked.append(rows)
+        sets[f"{title} missing"] = np.vstack(blanked)
+    return sets
+
+
+def onnx_predict(session: ort.InferenceSession, X: np.ndarray, classes: np.ndarray) -> tuple:
+    """Labels and an [N, n_classes] probability array from either ONNX file.
+
+    model.onnx returns a plain tensor; model_zipmap.onnx returns a list of {class: p} maps
+    (ZipMap), decoded here in the order of the pickle's `classes_`.
+    """
+    input_name = session.get_inputs()[0].name
+    labels, probabilities = session.run(None, {input_name: X.astype(np.float32)})[:2]
+    if isinstance(probabilities, list):
+        probabilities = np.array([[row[c] for c in classes] for row in probabilities])
+    return np.asarray(labels), np.asarray(probabilities, dtype=np.float64)
+
+
+def compare(model: Pipeline, session: ort.InferenceSession, sets: dict, name: str) -> pd.DataFrame:
+    """Label mismatches and max |Δp| per row set for one ONNX session."""
+    rows = []
+    for set_name, X in sets.items():
+        X32 = np.asarray(X, dtype=np.float32)
+        expected_labels = model.predict(X32.astype(np.float64))
+        expected_proba = model.predict_proba(X32.astype(np.float64))
+        labels, proba = onnx_predict(session, X32, model.classes_)
+        diff = np.abs(proba - expected_proba) if proba.shape == expected_proba.shape else None
+        # NaN compares False with everything: count it as an infinite difference, not a pass.
+        worst = np.inf if diff is None else float(np.nan_to_num(diff, nan=np.inf).max())
+        rows.append(
+            {
+                "onnx_file": name,
+                "row_set": set_name,
+                "rows": len(X32),
+                "label_mismatches": int((labels != expected_labels).sum()),
+                "max_abs_proba_diff": worst,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def summarize(table: pd.DataFrame) -> dict[str, dict[str, Any]]:
+    """Totals per ONNX file: {file: {rows_checked, label_mismatches, max_abs_proba_diff}}."""
+    return {
+        str(name): {
+            "rows_checked": int(group["rows"].sum()),
+            "label_mismatches": int(group["label_mismatches"].sum()),
+            "max_abs_proba_diff": float(group["max_abs_proba_diff"].max()),
+        }
+        for name, group in table.groupby("onnx_file", sort=False)
+    }
+
+
+def run(
+    artifacts_dir: Path, n_random: int = 1000, seed: int | None = None, files=ONNX_FILES
+) -> ParityReport:
+    """Compare the pickle with each ONNX file in `artifacts_dir`, all verified by sha256 first."""
+    manifest_path = artifacts_dir / manifest_io.MANIFEST_NAME
+    manifest = manifest_io.load(manifest_path)
+    model = train.load_model(artifacts_dir)
+    sets = row_sets(manifest, n_random, seed)
+    tables = []
+    for name in files:
+        manifest_io.verify(manifest_path, artifacts_dir / name)
+        tables.append(compare(model, convert.load_session(artifacts_dir / name), sets, name))
+    table = pd.concat(tables, ignore_index=True)
+    return ParityReport(table, summarize(table))
+
+
+def _failures(table: pd.DataFrame, tolerance: float) -> list[str]:
+    bad = table[(table["label_mismatches"] > 0) | ~(table["max_abs_proba_diff"] <= tolerance)]
+    return [
+        f"{row.onnx_file} on '{row.row_set}': {row.label_mismatches} of {row.rows} labels "
+        f"differ, max |Δp| = {row.max_abs_proba_diff:.3g}"
+        for row in bad.itertuples()
+    ]
+
+
+def check(report: ParityReport) -> None:
+    """Fail loudly (AssertionError) if any label differs or any |Δp| exceeds the tolerance."""
+    failures = _failures(report.table, report.tolerance)
+    if failures:
+        raise AssertionError(
+            f"ONNX and pickle disagree (tolerance |Δp| ≤ {report.tolerance:g}, labels equal):\n  "
+            + "\n  ".join(failures)
+        )
+
+
+def save(report: ParityReport, path: Path) -> Path:
+    """Write the per-file summary (plus tolerance and verdict) as JSON for later notebooks."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {"tolerance": report.tolerance, "passed": report.passed, "files": report.summary}
+    path.write_text(json.dumps(payload, indent=2) + "\n")
+    return path

@@ -1,0 +1,248 @@
+"""`make study`: run the numbered notebooks in order with papermill into results/<run-id>/.
+
+    python -m helpers.study --profile seed|quick|smoke --backend local|docker
+                            [--run-id ID] [--results-dir DIR] [--notebooks 01,02]
+
+Each notebook is executed into the run folder (`<name>.ipynb` + `<name>.html`) with the
+study's parameters — only those its `parameters` cell declares — under a per-cell timeout
+and one outer timeout for the whole study. The first failure stops the study: the failing
+cell's error is printed and the exit status is 1 (2 for bad arguments). Adding a notebook
+to the study is one line in NOTEBOOKS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import papermill
+from nbconvert import HTMLExporter
+
+from helpers import paths
+
+NOTEBOOKS: list[str] = [
+    "01_train_model",
+    "02_convert_to_onnx",
+    "03_serve",
+    "04_load_test",
+    "05_analyze",
+]
+PROFILES = ("seed", "quick", "smoke")
+BACKENDS = ("local", "docker")
+# Outer budget per profile: the seed load test alone is ~8 minutes per mode.
+STUDY_TIMEOUT_S = {"seed": 3 * 3600, "quick": 3600, "smoke": 1200}
+CELL_TIMEOUT_S = 1800
+KERNEL_NAME = "onnx-serving-study"
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+class NotebookFailed(RuntimeError):
+    """A notebook raised, timed out, or papermill itself failed; the message says which."""
+
+
+def ensure_kernel() -> str:
+    """A kernelspec that starts *this* interpreter, installed into its own prefix.
+
+    The stock `python3` spec runs whatever `python` is first on PATH; pointing at
+    sys.executable makes a fresh clone's `make study` use the .venv without activating it.
+    """
+    spec_dir = Path(sys.prefix) / "share" / "jupyter" / "kernels" / KERNEL_NAME
+    spec = {
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": f"Python ({KERNEL_NAME})",
+        "language": "python",
+    }
+    spec_file = spec_dir / "kernel.json"
+    if not spec_file.exists() or json.loads(spec_file.read_text()) != spec:
+        spec_dir.mkdir(parents=True, exist_ok=True)
+        spec_file.write_text(json.dumps(spec, indent=1) + "\n")
+    return KERNEL_NAME
+
+
+def declared_parameters(notebook: Path) -> set[str]:
+    """Names assigned in the notebook's `parameters` cell (papermill reads them statically)."""
+    return set(papermill.inspect_notebook(str(notebook)))
+
+
+def failing_cell_error(executed: Path) -> str:
+    """The first error output in an executed notebook: cell number, source and traceback."""
+    if not executed.exists():
+        return "papermill (no output notebook was written; see its messages above)"
+    notebook = nbformat.read(executed, as_version=4)
+    for index, cell in enumerate(notebook.cells):
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "error":
+                traceback = _ANSI.sub("", "\n".join(output.get("traceback", [])))
+                if output.get("ename") == "KeyboardInterrupt":
+                    traceback += "\n(interrupted: most likely the per-cell timeout was reached)"
+                return (
+                    f"cell {index} (In [{cell.get('execution_count')}]):\n"
+                    f"{cell.source}\n---\n{traceback or output['ename'] + ': ' + output['evalue']}"
+                )
+    return "no cell error recorded (papermill or the kernel failed; see the messages above)"
+
+
+def execute(
+    notebook: Path, executed: Path, parameters: dict[str, Any], cell_timeout: int, timeout: float
+) -> None:
+    """Run one notebook with papermill in a child process, so the outer timeout can end it."""
+    command = [
+        sys.executable,
+        "-m",
+        "papermill",
+        str(notebook),
+        str(executed),
+        "--parameters_yaml",
+        json.dumps(parameters),  # JSON is YAML: types survive (papermill's -p guesses them)
+        "--kernel",
+        ensure_kernel(),
+        "--execution-timeout",
+        str(cell_timeout),
+        "--cwd",
+        str(notebook.parent),
+    ]
+    process = subprocess.Popen(command, start_new_session=True)
+    try:
+        status = process.wait(timeout=max(timeout, 0.0))
+    except subprocess.TimeoutExpired:
+        _stop_group(process)
+        raise NotebookFailed(
+            f"{notebook.name}: the study's outer timeout was reached and the notebook was "
+            f"stopped (partial output, saved after each cell: {executed})"
+        ) from None
+    if status != 0:
+        raise NotebookFailed(f"{notebook.name} failed in {failing_cell_error(executed)}")
+
+
+def _stop_group(process: subprocess.Popen) -> None:
+    """SIGTERM papermill's process group, SIGKILL if it lingers (the kernel exits with it)."""
+    for sig, grace in ((signal.SIGTERM, 10), (signal.SIGKILL, 5)):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            process.wait(timeout=grace)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def to_html(executed: Path) -> Path:
+    html, _ = HTMLExporter().from_filename(str(executed))
+    target = executed.with_suffix(".html")
+    target.write_text(html, encoding="utf-8")
+    return target
+
+
+def run_notebooks(
+    notebooks: Sequence[Path],
+    run_dir: Path,
+    parameters: dict[str, Any],
+    cell_timeout: int = CELL_TIMEOUT_S,
+    timeout: float = STUDY_TIMEOUT_S["seed"],
+) -> int:
+    """Execute `notebooks` in order into `run_dir`; 0 if all ran, 1 at the first failure."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    deadline = time.monotonic() + timeout
+    record: dict[str, Any] = {"parameters": parameters, "notebooks": {}}
+    status = 0
+    for notebook in notebooks:
+        executed = run_dir / notebook.name
+        declared = declared_parameters(notebook)
+        given = {name: value for name, value in parameters.items() if name in declared}
+        print(f">> {notebook.name}  parameters: {sorted(given)}", flush=True)
+        started = time.monotonic()
+        try:
+            execute(notebook, executed, given, cell_timeout, deadline - started)
+        except NotebookFailed as failure:
+            print(f"\nSTUDY FAILED: {failure}", file=sys.stderr, flush=True)
+            status = 1
+        record["notebooks"][notebook.stem] = {
+            "ok": status == 0,
+            "seconds": round(time.monotonic() - started, 1),
+        }
+        if executed.exists():
+            print(f"   {to_html(executed)}", flush=True)
+        if status:
+            break
+    (run_dir / "study.json").write_text(json.dumps(record, indent=2, default=str) + "\n")
+    if status == 0:
+        print(f"\nreport: {run_dir / notebooks[-1].with_suffix('.html').name}")
+        print(f"run folder: {run_dir}")
+    return status
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m helpers.study", description=__doc__)
+    parser.add_argument("--profile", choices=PROFILES, required=True)
+    parser.add_argument("--backend", choices=BACKENDS, default="local")
+    parser.add_argument("--run-id", help="folder name under --results-dir (default: timestamp)")
+    parser.add_argument("--results-dir", type=Path, default=paths.RESULTS_DIR)
+    parser.add_argument("--artifacts-dir", type=Path, default=paths.ARTIFACTS_DIR)
+    parser.add_argument("--notebooks-dir", type=Path, default=paths.NOTEBOOKS_DIR)
+    parser.add_argument(
+        "--notebooks", help=f"comma-separated numbers or names (default: all of {NOTEBOOKS})"
+    )
+    parser.add_argument("--cell-timeout", type=int, default=CELL_TIMEOUT_S, help="seconds")
+    parser.add_argument("--timeout", type=int, help="seconds for the whole study (per profile)")
+    args = parser.parse_args(argv)
+    args.run_id = args.run_id or f"{datetime.now(UTC):%Y%m%d-%H%M%S}-{args.profile}"
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", args.run_id):
+        parser.error(f"--run-id {args.run_id!r}: use letters, digits, '.', '_' or '-' only")
+    args.timeout = args.timeout or STUDY_TIMEOUT_S[args.profile]
+    if args.cell_timeout <= 0 or args.timeout <= 0:
+        parser.error("--cell-timeout and --timeout must be positive numbers of seconds")
+    try:
+        args.selected = select(NOTEBOOKS, args.notebooks)
+    except ValueError as error:
+        parser.error(str(error))
+    missing = [
+        name for name in args.selected if not (args.notebooks_dir / f"{name}.ipynb").exists()
+    ]
+    if missing:
+        parser.error(f"notebooks not found in {args.notebooks_dir}: {', '.join(missing)}")
+    return args
+
+
+def select(names: Sequence[str], wanted: str | None) -> list[str]:
+    """Notebooks picked by number prefix or full name, kept in study order."""
+    if not wanted:
+        return list(names)
+    picks = [token.strip() for token in wanted.split(",") if token.strip()]
+    unknown = [p for p in picks if not any(n == p or n.startswith(f"{p}_") for n in names)]
+    if unknown or not picks:
+        raise ValueError(f"--notebooks {wanted!r}: unknown {unknown}; choose from {list(names)}")
+    return [n for n in names if any(n == p or n.startswith(f"{p}_") for p in picks)]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    run_dir = (args.results_dir / args.run_id).resolve()
+    parameters = {
+        "artifacts_dir": str(args.artifacts_dir.resolve()),
+        "run_dir": str(run_dir),
+        "results_dir": str(args.results_dir.resolve()),
+        "run_id": args.run_id,
+        "profile": args.profile,
+        "backend": args.backend,
+        "interactive": False,  # headless: no live viewers (Netron), static output only
+    }
+    notebooks = [args.notebooks_dir / f"{name}.ipynb" for name in args.selected]
+    print(f"study {args.run_id}: profile={args.profile} backend={args.backend} → {run_dir}")
+    return run_notebooks(notebooks, run_dir, parameters, args.cell_timeout, args.timeout)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,179 @@
+"""From raw request to validated instances, in the contract's order of checks (CONTRACT.md).
+
+The routes take the raw `Request` instead of a pydantic body parameter because FastAPI's own
+body handling cannot honour the contract: it parses JSON leniently (`NaN` and `Infinity` are
+accepted), answers 422 where the contract wants 400/413/415, and orders errors by model field
+rather than by position in the document. Here: 415 (content type) → 413 (size, declared or
+received) → 400 (RFC 8259 JSON, UTF-8) → 422 (the contract's rows 7–10 in table order: unknown
+key, wrong type, out of float32 range, batch shape; within one row the first offending field in
+document order).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
+from starlette.requests import Request
+
+from iris_serving.contract import FEATURE_NAMES, FLOAT32_MAX, MAX_BATCH, MAX_BODY_BYTES, Instance
+from iris_serving.errors import ContractError
+
+EXPECTED_FEATURES = ", ".join(FEATURE_NAMES)
+M = TypeVar("M", bound=BaseModel)
+
+
+def _reject_constant(token: str) -> Any:
+    raise ValueError(f"{token} is not valid JSON (RFC 8259 has no NaN or Infinity tokens)")
+
+
+# parse_int=float: JSON does not distinguish integers from fractions, and it keeps a
+# 60 000-digit integer from hitting Python's int-parsing limit (it becomes inf → 422).
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant, parse_int=float)
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, float | int):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    return "an object"
+
+
+def _is_json(content_type: str | None) -> bool:
+    # Media types are case-insensitive; parameters (`; charset=utf-8`) are allowed.
+    return (
+        content_type is not None
+        and content_type.split(";", 1)[0].strip().lower() == "application/json"
+    )
+
+
+async def read_body(request: Request) -> bytes:
+    """The body, after the 415 and 413 checks; never buffers more than the limit."""
+    if not _is_json(request.headers.get("content-type")):
+        raise ContractError(
+            415,
+            "unsupported_media_type",
+            f"Content-Type must be application/json, got "
+            f"{request.headers.get('content-type') or 'none'}",
+        )
+    too_large = ContractError(413, "payload_too_large", f"body larger than {MAX_BODY_BYTES} bytes")
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise too_large
+    # Counted while it arrives: a chunked body has no Content-Length to check up front.
+    chunks: list[bytes] = []
+    received = 0
+    async for chunk in request.stream():
+        received += len(chunk)
+        if received > MAX_BODY_BYTES:
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def parse_json_object(body: bytes) -> dict[str, Any]:
+    """RFC 8259 JSON in UTF-8 (400 otherwise) whose top-level value is an object (422)."""
+    try:
+        document = _DECODER.decode(body.decode("utf-8"))
+    except UnicodeDecodeError as error:
+        raise ContractError(400, "invalid_json", f"body is not UTF-8: {error}") from None
+    except ValueError as error:  # JSONDecodeError and the NaN/Infinity rejection
+        raise ContractError(400, "invalid_json", f"body is not valid JSON: {error}") from None
+    except RecursionError:
+        raise ContractError(400, "invalid_json", "body is nested too deeply") from None
+    if not isinstance(document, dict):
+        raise ContractError(
+            422, "validation_error", f"body must be a JSON object, got {_json_type(document)}"
+        )
+    return document
+
+
+def _document_position(document: dict[str, Any], loc: tuple[int | str, ...]) -> tuple[int, ...]:
+    """Where an error's location sits in the document, for "first offending field" ordering.
+
+    Keys map to their position among their siblings (json keeps document order), indexes to
+    themselves; a location with no key in the document (`instances` absent) sorts last.
+    """
+    position: list[int] = []
+    node: Any = document
+    for part in loc:
+        if isinstance(node, dict) and part in node:
+            position.append(list(node).index(part))
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int):
+            position.append(part)
+            node = node[part]
+        else:
+            position.append(1 << 30)
+            break
+    return tuple(position)
+
+
+def _field_path(loc: tuple[int | str, ...]) -> str:
+    path = ""
+    for part in loc:
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+    return path
+
+
+def _message(error: ErrorDetails, path: str, batch_body: bool) -> str:
+    kind, value = error["type"], error["input"]
+    if kind == "extra_forbidden":
+        if batch_body and "[" not in path:
+            return f"unknown field {path}; a batch body has only 'instances'"
+        return f"unknown field {path}; an instance may only have {EXPECTED_FEATURES}"
+    if kind in ("finite_number", "greater_than_equal", "less_than_equal"):
+        return f"{path} is {value!r}, outside the finite float32 range (|x| <= {FLOAT32_MAX!r})"
+    if kind == "float_type":
+        return f"{path} must be a JSON number or null, got {_json_type(value)}"
+    if kind == "model_type":
+        return f"{path} must be an object with {EXPECTED_FEATURES}, got {_json_type(value)}"
+    if kind == "missing":
+        return f"{path} is required: an array of 1..{MAX_BATCH} instances"
+    if kind == "list_type":
+        return f"{path} must be an array of 1..{MAX_BATCH} instances, got {_json_type(value)}"
+    if kind in ("too_short", "too_long"):
+        return f"{path} must hold 1..{MAX_BATCH} instances, got {len(value)}"
+    return f"{path}: {error['msg']}"
+
+
+# CONTRACT.md rows 7–10: a typo outranks a wrong type, which outranks a range error, which
+# outranks the batch's shape — whatever their order in the document.
+_CONTRACT_ROW = {
+    "extra_forbidden": 7,
+    "float_type": 8,
+    "finite_number": 9,
+    "greater_than_equal": 9,
+    "less_than_equal": 9,
+    "missing": 10,
+    "list_type": 10,
+    "too_short": 10,
+    "too_long": 10,
+    "model_type": 10,
+}
+
+
+def validate(model: type[M], document: dict[str, Any]) -> M:
+    """Validate with the contract model; the first failing row, then document order, answers."""
+    try:
+        return model.model_validate(document)
+    except ValidationError as exc:
+        first = min(
+            exc.errors(),
+            key=lambda e: (
+                _CONTRACT_ROW.get(e["type"], 11),
+                _document_position(document, e["loc"]),
+            ),
+        )
+        path = _field_path(first["loc"])
+        message = _message(first, path, batch_body=model is not Instance)
+        raise ContractError(422, "validation_error", message, path) from None

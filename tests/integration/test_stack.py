@@ -1,0 +1,209 @@
+"""The local stack for real: real cgroups, the real Prometheus binary, the three real services.
+
+One stack is started for the module (it takes ~10 s on two shared cores) and the last test
+tears it down and checks that nothing of the run survives: no process, no cgroup. Readiness
+and "after a scrape" are observed by polling, never by sleeping.
+
+Where cgroups cannot be written (no root), the stack runs unlimited and the limit checks skip
+with that reason; everything else must hold either way.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from helpers import cgroups, stack
+from helpers.net import free_port
+from helpers.services import SERVICE_NAMES
+
+pytestmark = pytest.mark.integration
+
+MIB = 1024 * 1024
+CADVISOR_METRICS = (
+    "container_cpu_usage_seconds_total",
+    "container_memory_working_set_bytes",
+    "container_memory_rss",
+    "container_memory_usage_bytes",
+    "container_cpu_cfs_periods_total",
+    "container_cpu_cfs_throttled_periods_total",
+    "container_spec_memory_limit_bytes",
+    "container_spec_cpu_quota",
+    "container_spec_cpu_period",
+    "container_oom_events_total",
+)
+INSTANCE = {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}
+
+
+def _free_ports() -> dict[str, int]:
+    chosen: dict[str, int] = {}
+    for key in (*SERVICE_NAMES, "prometheus"):
+        port = free_port()
+        while port in chosen.values():
+            port = free_port()
+        chosen[key] = port
+    return chosen
+
+
+@pytest.fixture(scope="module")
+def local_stack(
+    model_artifacts: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[stack.LocalStack]:
+    run_dir = tmp_path_factory.mktemp("run-stack-test")
+    started = stack.start_stack(
+        "local", run_dir=run_dir, artifacts_dir=model_artifacts, ports=_free_ports()
+    )
+    assert isinstance(started, stack.LocalStack)
+    try:
+        yield started
+    finally:
+        started.stop()
+
+
+@pytest.fixture(scope="module")
+def stack_json(local_stack: stack.LocalStack) -> dict[str, Any]:
+    return json.loads((local_stack.run_dir / "stack" / "stack.json").read_text())
+
+
+def query(url: str, promql: str) -> list[dict[str, Any]]:
+    response = httpx.get(f"{url}/api/v1/query", params={"query": promql}, timeout=5.0)
+    response.raise_for_status()
+    return response.json()["data"]["result"]
+
+
+def poll(predicate, timeout_s: float = 15.0):  # type: ignore[no-untyped-def]
+    """Poll until `predicate()` is truthy; returns its last value (falsy on timeout)."""
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = predicate()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(0.1)
+
+
+def test_the_run_folder_records_the_stack(
+    local_stack: stack.LocalStack, stack_json: dict[str, Any]
+) -> None:
+    assert stack_json["backend"] == "local"
+    assert set(stack_json["services"]) == set(SERVICE_NAMES)
+    assert (local_stack.run_dir / "prometheus" / "data").is_dir()
+    for name in SERVICE_NAMES:
+        assert (local_stack.run_dir / "stack" / "logs" / f"{name}.log").is_file()
+        assert stack_json["services"][name]["healthz"]["status"] == "ok"
+    assert stack_json["limits_enforced"] == local_stack.limits_enforced
+
+
+def test_limits_read_back_as_half_a_core_and_128_mib(
+    local_stack: stack.LocalStack, stack_json: dict[str, Any]
+) -> None:
+    if not local_stack.limits_enforced:
+        pytest.skip(f"cgroups not writable here, stack runs unlimited: {local_stack.limits_note}")
+    for name in SERVICE_NAMES:
+        assert local_stack.limits[name] == stack.Limits(0.5, 128 * MIB, True), name
+        dirs = {k: Path(v) for k, v in stack_json["services"][name]["cgroup_dirs"].items()}
+        if "unified" in dirs:  # v2
+            assert (dirs["unified"] / "cpu.max").read_text().split() == ["50000", "100000"]
+            assert int((dirs["unified"] / "memory.max").read_text()) == 128 * MIB
+        else:
+            assert int((dirs["cpu"] / "cpu.cfs_quota_us").read_text()) == 50_000
+            assert int((dirs["cpu"] / "cpu.cfs_period_us").read_text()) == 100_000
+            assert int((dirs["memory"] / "memory.limit_in_bytes").read_text()) == 128 * MIB
+        group = cgroups.open_cgroup(name, stack_json["services"][name]["cgroup"])
+        assert stack_json["services"][name]["pid"] in cgroups.pids(group), (
+            f"{name} is not in its cgroup"
+        )
+
+
+def test_prometheus_has_every_contract_metric_for_every_service(
+    local_stack: stack.LocalStack,
+) -> None:
+    for name, url in local_stack.service_urls.items():
+        with httpx.Client(base_url=url, timeout=10.0) as client:
+            for _ in range(5):
+                assert client.post("/predict", json=INSTANCE).status_code == 200, name
+    missing: dict[str, set[str]] = {}
+
+    def server_histograms_arrived() -> bool:
+        jobs = {
+            r["metric"].get("job")
+            for r in query(
+                local_stack.prometheus_url,
+                'sum by (job) (http_server_request_duration_seconds_count{http_route="/predict"})'
+                " >= 5",
+            )
+        }
+        missing["http_server_request_duration_seconds"] = set(SERVICE_NAMES) - jobs
+        return not missing["http_server_request_duration_seconds"]
+
+    assert poll(server_histograms_arrived), missing
+    for name in SERVICE_NAMES:
+        buckets = query(
+            local_stack.prometheus_url,
+            f'http_server_request_duration_seconds_bucket{{job="{name}"}}',
+        )
+        assert buckets, f"no histogram buckets for {name}"
+    wanted = CADVISOR_METRICS if local_stack.limits_enforced else CADVISOR_METRICS[:4]
+    for metric in wanted:
+        names = {r["metric"].get("name") for r in query(local_stack.prometheus_url, metric)}
+        absent = set(SERVICE_NAMES) - names
+        if absent:
+            missing[metric] = absent
+    assert not {k: v for k, v in missing.items() if v}, missing
+
+
+def test_gomaxprocs_as_the_go_runtime_chose_it_is_recorded(
+    local_stack: stack.LocalStack, record_property: pytest.RecordProperty
+) -> None:
+    log = (local_stack.run_dir / "stack" / "logs" / "go-api-onnx.log").read_text()
+    gomaxprocs = stack.gomaxprocs_from_log(log)
+    assert gomaxprocs is not None, f"no GOMAXPROCS line in the Go service's log:\n{log[-2000:]}"
+    record_property("gomaxprocs", gomaxprocs)
+    print(
+        f"GOMAXPROCS chosen by the Go runtime under 0.5 CPU on {os.cpu_count()} CPUs: {gomaxprocs}"
+    )
+    assert 1 <= gomaxprocs <= (os.cpu_count() or 1)
+
+
+def test_stop_leaves_no_process_and_no_cgroup(
+    local_stack: stack.LocalStack, stack_json: dict[str, Any]
+) -> None:
+    pids = [stack_json["prometheus"]["pid"], stack_json["exporter"]["pid"]]
+    pids += [s["pid"] for s in stack_json["services"].values()]
+    dirs = [Path(d) for s in stack_json["services"].values() for d in s["cgroup_dirs"].values()]
+    local_stack.stop()
+    local_stack.stop()  # idempotent
+    alive = [pid for pid in pids if Path(f"/proc/{pid}").exists()]
+    assert not alive, f"still running after stop(): {alive}"
+    assert not [d for d in dirs if d.exists()], "cgroups left behind"
+    assert not [d.parent for d in dirs if d.parent.exists()], "the run's parent cgroup is left"
+
+
+def test_unknown_backend_and_planned_docker_backend_are_clear_errors(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="unknown backend 'k8s'"):
+        stack.start_stack("k8s", run_dir=tmp_path, artifacts_dir=tmp_path)
+    with pytest.raises(NotImplementedError, match="docker"):
+        stack.start_stack("docker", run_dir=tmp_path, artifacts_dir=tmp_path)
+
+
+def test_a_port_in_use_is_named_before_anything_starts(
+    tmp_path: Path, model_artifacts: Path
+) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        ports = {**_free_ports(), "go-api-onnx": port}
+        with pytest.raises(ValueError, match=f"port {port} for go-api-onnx is already in use"):
+            stack.start_stack(run_dir=tmp_path, artifacts_dir=model_artifacts, ports=ports)
+    with pytest.raises(ValueError, match="unknown port name"):
+        stack.start_stack(run_dir=tmp_path, artifacts_dir=model_artifacts, ports={"grafana": 1})
+    assert not (tmp_path / "stack").exists()
