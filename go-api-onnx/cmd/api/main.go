@@ -1,0 +1,129 @@
+// Command api serves the iris pipeline (model.onnx) over HTTP with ONNX Runtime, answering
+// services/CONTRACT.md exactly like the two Python services.
+//
+// Start-up order: configuration → model sha256 check against the manifest → ORT session →
+// metrics exporter → listen. Any configuration or model problem prints one line on stderr and
+// exits with status 2 before anything is bound. SIGTERM (or Ctrl-C) stops accepting, lets
+// in-flight requests finish, flushes metrics and exits 0.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"runtime"
+	"syscall"
+	"time"
+
+	"onnx-serving-study/go-api-onnx/internal/config"
+	"onnx-serving-study/go-api-onnx/internal/httpapi"
+	"onnx-serving-study/go-api-onnx/internal/model"
+	"onnx-serving-study/go-api-onnx/internal/telemetry"
+)
+
+const shutdownGrace = 20 * time.Second
+
+func main() { os.Exit(run()) }
+
+// fail prints the one stderr line the contract asks for and returns the exit status.
+func fail(status int, err error) int {
+	fmt.Fprintf(os.Stderr, "go-api-onnx: %v\n", err)
+	return status
+}
+
+func run() int {
+	cfg, err := config.Load(os.LookupEnv)
+	if err != nil {
+		return fail(2, err)
+	}
+	logger := slog.New(slog.NewJSONHandler(os.Stdout, nil)).With("service", cfg.ServiceName)
+	slog.SetDefault(logger)
+
+	// GOMAXPROCS is left to the Go runtime on purpose. Since Go 1.25 (and with go ≥ 1.25 in
+	// go.mod) it follows the cgroup CPU limit, rounded up and never below 2: a 0.5 CPU quota
+	// gives GOMAXPROCS=2, not 1. The tuning study measures the effect of GOMAXPROCS=1 by
+	// setting the environment variable, which still overrides the default.
+	logger.Info("starting", "gomaxprocs", runtime.GOMAXPROCS(0), "num_cpu", runtime.NumCPU(),
+		"go", runtime.Version(), "intra_op_threads", cfg.IntraOpThreads, "allow_spinning", cfg.AllowSpinning)
+
+	manifest, err := model.LoadManifest(cfg.ManifestPath)
+	if err != nil {
+		return fail(2, err)
+	}
+	ortVersion, err := model.InitRuntime(cfg.OrtSharedLibPath)
+	if err != nil {
+		return fail(2, err)
+	}
+	defer model.ShutdownRuntime()
+	classifier, err := model.Load(cfg.ModelPath, manifest, model.Options{
+		IntraOpThreads: cfg.IntraOpThreads, AllowSpinning: cfg.AllowSpinning,
+	})
+	if err != nil {
+		return fail(2, err)
+	}
+	defer classifier.Close()
+	logger.Info("model loaded", "model", cfg.ModelPath, "sha256", classifier.SHA256(), "onnxruntime", ortVersion)
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+
+	tel, err := telemetry.Setup(ctx, telemetry.Settings{
+		ServiceName: cfg.ServiceName, Exporter: cfg.MetricsExporter,
+		PrometheusHost: cfg.PrometheusHost, PrometheusPort: cfg.PrometheusPort,
+	})
+	if err != nil {
+		return fail(1, err)
+	}
+	router := httpapi.NewRouter(classifier, httpapi.Options{
+		Runtime:    fmt.Sprintf("onnxruntime %s (onnxruntime_go)", ortVersion),
+		Middleware: []func(http.Handler) http.Handler{telemetry.RouteLabel},
+		Logger:     logger,
+	})
+	server := &http.Server{
+		Handler:           tel.Instrument(router),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       15 * time.Second,
+		WriteTimeout:      45 * time.Second, // above the handler's 30 s request timeout
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	listener, err := net.Listen("tcp", cfg.Addr())
+	if err != nil {
+		_ = tel.Shutdown(context.Background())
+		return fail(1, fmt.Errorf("listening on %s (HOST, PORT): %w", cfg.Addr(), err))
+	}
+	attrs := []any{"addr", listener.Addr().String(), "metrics_exporter", cfg.MetricsExporter}
+	if cfg.MetricsExporter == "prometheus" {
+		attrs = append(attrs, "metrics_addr", cfg.PrometheusAddr())
+	}
+	logger.Info("listening", attrs...)
+
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- server.Serve(listener) }()
+	status := 0
+	select {
+	case <-ctx.Done():
+		logger.Info("shutting down", "reason", "signal")
+	case err := <-serveErr:
+		logger.Error("server stopped", "error", err)
+		status = 1
+	}
+
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	if err := server.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		logger.Error("server shutdown", "error", err)
+		status = 1
+	}
+	if err := tel.Shutdown(shutdownCtx); err != nil {
+		logger.Error("metrics shutdown", "error", err)
+		status = 1
+	}
+	logger.Info("stopped", "status", status)
+	return status
+}

@@ -1,0 +1,266 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"math"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+
+	"onnx-serving-study/go-api-onnx/internal/model"
+	"onnx-serving-study/go-api-onnx/internal/testenv"
+)
+
+var (
+	classifierOnce sync.Once
+	classifier     *model.Classifier
+	classifierErr  error
+)
+
+// realRouter serves the real model.onnx through a real ORT session.
+func realRouter(t *testing.T) (http.Handler, *model.Classifier) {
+	t.Helper()
+	a := testenv.FindArtifacts(t)
+	lib := testenv.OrtLibrary(t)
+	classifierOnce.Do(func() {
+		if _, classifierErr = model.InitRuntime(lib); classifierErr != nil {
+			return
+		}
+		var m *model.Manifest
+		if m, classifierErr = model.LoadManifest(a.Manifest); classifierErr != nil {
+			return
+		}
+		classifier, classifierErr = model.Load(a.Model, m, model.Options{IntraOpThreads: 1})
+	})
+	if classifierErr != nil {
+		t.Fatal(classifierErr)
+	}
+	return NewRouter(classifier, Options{Runtime: "onnxruntime test"}), classifier
+}
+
+func do(h http.Handler, method, path, contentType, body string) *httptest.ResponseRecorder {
+	r := httptest.NewRequest(method, path, strings.NewReader(body))
+	if contentType != "" {
+		r.Header.Set("Content-Type", contentType)
+	}
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, r)
+	return w
+}
+
+type errorResponse struct {
+	Error struct {
+		Code    string  `json:"code"`
+		Message string  `json:"message"`
+		Field   *string `json:"field"`
+	} `json:"error"`
+}
+
+func TestContractErrors(t *testing.T) {
+	h, _ := realRouter(t)
+	const js = "application/json"
+	big := `{"sepal_length": 1` + strings.Repeat(" ", MaxBodyBytes) + `}`
+	cases := []struct {
+		name, method, path, contentType, body string
+		status                                int
+		code, field, allow                    string
+	}{
+		{"no route", "GET", "/nope", "", "", 404, "not_found", "", ""},
+		{"no route, unknown method", "FOO", "/nope", "", "", 404, "not_found", "", ""},
+		{"trailing slash is another route", "POST", "/predict/", js, `{}`, 404, "not_found", "", ""},
+		{"GET /predict", "GET", "/predict", "", "", 405, "method_not_allowed", "", "POST"},
+		{"PUT /predict/batch", "PUT", "/predict/batch", js, `{}`, 405, "method_not_allowed", "", "POST"},
+		{"POST /healthz", "POST", "/healthz", js, `{}`, 405, "method_not_allowed", "", "GET"},
+		{"HEAD /healthz", "HEAD", "/healthz", "", "", 405, "method_not_allowed", "", "GET"},
+		{"unknown method on a route", "FOO", "/predict", "", "", 405, "method_not_allowed", "", "POST"},
+		{"text/plain", "POST", "/predict", "text/plain", `{}`, 415, "unsupported_media_type", "", ""},
+		{"no content type", "POST", "/predict", "", `{}`, 415, "unsupported_media_type", "", ""},
+		{"json suffix type is not json", "POST", "/predict", "application/problem+json", `{}`, 415, "unsupported_media_type", "", ""},
+		{"415 before 413", "POST", "/predict", "text/plain", big, 415, "unsupported_media_type", "", ""},
+		{"too large", "POST", "/predict", js, big, 413, "payload_too_large", "", ""},
+		{"413 before 400", "POST", "/predict/batch", js, "NaN" + big, 413, "payload_too_large", "", ""},
+		{"empty body", "POST", "/predict", js, "", 400, "invalid_json", "", ""},
+		{"NaN token", "POST", "/predict", js, `{"sepal_length": NaN}`, 400, "invalid_json", "", ""},
+		{"invalid UTF-8", "POST", "/predict", js, "{\"a\": \"\xff\"}", 400, "invalid_json", "", ""},
+		{"array body", "POST", "/predict", js, `[]`, 422, "validation_error", "", ""},
+		{"unknown field", "POST", "/predict", js, `{"sepal_lenght": 5}`, 422, "validation_error", "sepal_lenght", ""},
+		{"string", "POST", "/predict", js, `{"sepal_length": "5.1"}`, 422, "validation_error", "sepal_length", ""},
+		{"bool", "POST", "/predict", js, `{"petal_width": true}`, 422, "validation_error", "petal_width", ""},
+		{"1e400", "POST", "/predict", js, `{"petal_width": 1e400}`, 422, "validation_error", "petal_width", ""},
+		{"batch path", "POST", "/predict/batch", js, `{"instances": [{}, {}, {"petal_width": "x"}]}`, 422, "validation_error", "instances[2].petal_width", ""},
+		{"batch 1025", "POST", "/predict/batch", js, `{"instances": [` + strings.Repeat(`{},`, 1024) + `{}]}`, 422, "validation_error", "instances", ""},
+		{"batch empty", "POST", "/predict/batch", js, `{"instances": []}`, 422, "validation_error", "instances", ""},
+		// row 11: valid float32 input whose float32 arithmetic overflows
+		{"model overflow", "POST", "/predict", js, `{"petal_width": 3.4028234663852886e38, "sepal_length": -3.4028234663852886e38}`, 422, "validation_error", "", ""},
+		{"model overflow in a batch", "POST", "/predict/batch", js, `{"instances": [{}, {"petal_width": 3.4028234663852886e38, "sepal_length": -3.4028234663852886e38}]}`, 422, "validation_error", "instances[1]", ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			w := do(h, tc.method, tc.path, tc.contentType, tc.body)
+			if w.Code != tc.status {
+				t.Fatalf("status %d, want %d; body %s", w.Code, tc.status, w.Body)
+			}
+			if got := w.Header().Get("Allow"); got != tc.allow {
+				t.Errorf("Allow %q, want %q", got, tc.allow)
+			}
+			if ct := w.Header().Get("Content-Type"); ct != "application/json" {
+				t.Errorf("Content-Type %q", ct)
+			}
+			if tc.method == "HEAD" {
+				return
+			}
+			var e errorResponse
+			if err := json.Unmarshal(w.Body.Bytes(), &e); err != nil {
+				t.Fatalf("error body %q: %v", w.Body, err)
+			}
+			if e.Error.Code != tc.code || e.Error.Message == "" {
+				t.Errorf("error %+v, want code %q", e.Error, tc.code)
+			}
+			switch {
+			case tc.field == "" && e.Error.Field != nil:
+				t.Errorf("field %q present, want none", *e.Error.Field)
+			case tc.field != "" && (e.Error.Field == nil || *e.Error.Field != tc.field):
+				t.Errorf("field %v, want %q", e.Error.Field, tc.field)
+			}
+		})
+	}
+}
+
+func TestErrorBodyBytes(t *testing.T) {
+	h, _ := realRouter(t)
+	w := do(h, "POST", "/predict", "application/json; charset=utf-8", `{"a<b&c": 1}`)
+	want := `{"error":{"code":"validation_error","message":"unknown field \"a<b&c\": expected only sepal_length, sepal_width, petal_length, petal_width (absent or null = missing)","field":"a<b&c"}}`
+	if w.Code != 422 || w.Body.String() != want {
+		t.Errorf("got %d %s\nwant %s", w.Code, w.Body, want)
+	}
+}
+
+func TestTooLargeByContentLengthAlone(t *testing.T) {
+	h, _ := realRouter(t)
+	r := httptest.NewRequest("POST", "/predict", strings.NewReader(`{}`))
+	r.Header.Set("Content-Type", "application/json")
+	r.ContentLength = MaxBodyBytes + 1 // declared, before anything is read
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, r)
+	if w.Code != 413 {
+		t.Errorf("status %d, want 413", w.Code)
+	}
+	// chunked: no Content-Length, too much arrives
+	r = httptest.NewRequest("POST", "/predict", io.MultiReader(strings.NewReader(`{"a":"`), strings.NewReader(strings.Repeat("x", MaxBodyBytes)), strings.NewReader(`"}`)))
+	r.Header.Set("Content-Type", "application/json")
+	r.ContentLength = -1
+	w = httptest.NewRecorder()
+	h.ServeHTTP(w, r)
+	if w.Code != 413 {
+		t.Errorf("chunked: status %d, want 413", w.Code)
+	}
+}
+
+type predictionResponse struct {
+	Label         string             `json:"label"`
+	ClassID       int                `json:"class_id"`
+	Probabilities map[string]float64 `json:"probabilities"`
+}
+
+func TestPredictAndBatch(t *testing.T) {
+	h, c := realRouter(t)
+	instances := []string{
+		`{"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}`,
+		`{"sepal_length": 6.0, "sepal_width": 2.9, "petal_length": 4.5, "petal_width": 1.5}`,
+		`{"sepal_length": 6.7, "sepal_width": 3.0, "petal_length": 5.2, "petal_width": 2.3}`,
+		`{}`,
+		`{"petal_length": null, "petal_width": 1.8}`,
+	}
+	wantClass := []int{0, 1, 2, -1, -1} // -1: any, but the same in batch and single
+	var singles []predictionResponse
+	for i, body := range instances {
+		w := do(h, "POST", "/predict", "application/json", body)
+		if w.Code != 200 {
+			t.Fatalf("%s: %d %s", body, w.Code, w.Body)
+		}
+		raw := w.Body.String()
+		if !strings.HasPrefix(raw, `{"label":"`) || !strings.Contains(raw, `,"class_id":`) || !strings.Contains(raw, `,"probabilities":{"`+c.Labels()[0]+`":`) {
+			t.Errorf("body shape/order: %s", raw)
+		}
+		var p predictionResponse
+		if err := json.Unmarshal(w.Body.Bytes(), &p); err != nil {
+			t.Fatal(err)
+		}
+		if wantClass[i] >= 0 && p.ClassID != wantClass[i] {
+			t.Errorf("%s: class_id %d, want %d", body, p.ClassID, wantClass[i])
+		}
+		if p.Label != c.Labels()[p.ClassID] || len(p.Probabilities) != len(c.Labels()) {
+			t.Errorf("%s: label %q / probabilities %v do not follow the manifest labels %v", body, p.Label, p.Probabilities, c.Labels())
+		}
+		var sum float64
+		for _, label := range c.Labels() {
+			sum += p.Probabilities[label]
+			if p.Probabilities[label] > p.Probabilities[p.Label] {
+				t.Errorf("%s: class_id is not the argmax: %v", body, p.Probabilities)
+			}
+		}
+		if math.Abs(sum-1) > 1e-5 {
+			t.Errorf("%s: probabilities sum to %v", body, sum)
+		}
+		singles = append(singles, p)
+	}
+
+	w := do(h, "POST", "/predict/batch", "application/json", `{"instances": [`+strings.Join(instances, ",")+`]}`)
+	if w.Code != 200 {
+		t.Fatalf("batch: %d %s", w.Code, w.Body)
+	}
+	var batch struct {
+		Predictions []predictionResponse `json:"predictions"`
+	}
+	if err := json.Unmarshal(w.Body.Bytes(), &batch); err != nil {
+		t.Fatal(err)
+	}
+	if len(batch.Predictions) != len(singles) {
+		t.Fatalf("batch returned %d predictions, want %d", len(batch.Predictions), len(singles))
+	}
+	for i := range singles {
+		if batch.Predictions[i].ClassID != singles[i].ClassID {
+			t.Errorf("instance %d: batch class %d, single %d (order lost?)", i, batch.Predictions[i].ClassID, singles[i].ClassID)
+		}
+		for label, p := range singles[i].Probabilities {
+			if math.Abs(batch.Predictions[i].Probabilities[label]-p) > 1e-6 {
+				t.Errorf("instance %d %s: batch %v, single %v", i, label, batch.Predictions[i].Probabilities[label], p)
+			}
+		}
+	}
+}
+
+func TestHealthz(t *testing.T) {
+	h, c := realRouter(t)
+	w := do(h, "GET", "/healthz", "", "")
+	want := `{"status":"ok","model_sha256":"` + c.SHA256() + `","runtime":"onnxruntime test"}`
+	if w.Code != 200 || w.Body.String() != want {
+		t.Errorf("got %d %s, want %s", w.Code, w.Body, want)
+	}
+}
+
+// A failing or panicking model is the only way to a 500, and it still gets the contract body.
+type brokenPredictor struct{ panics bool }
+
+func (b brokenPredictor) Predict([]float32, int) ([]model.Prediction, error) {
+	if b.panics {
+		panic("boom")
+	}
+	return nil, errors.New("broken")
+}
+func (brokenPredictor) Features() []string { return irisFeatures }
+func (brokenPredictor) Labels() []string   { return []string{"a", "b", "c"} }
+func (brokenPredictor) SHA256() string     { return "0" }
+
+func TestInternalErrorsUseTheContractBody(t *testing.T) {
+	for _, panics := range []bool{false, true} {
+		w := do(NewRouter(brokenPredictor{panics}, Options{}), "POST", "/predict", "application/json", `{}`)
+		if w.Code != 500 || !strings.HasPrefix(w.Body.String(), `{"error":{"code":"internal","message":"`) {
+			t.Errorf("panics=%v: got %d %s", panics, w.Code, w.Body)
+		}
+	}
+}
