@@ -1,0 +1,50 @@
+"""`make study PROFILE=smoke` through helpers.study: 01 → 05 run headless and leave a summary.
+
+Asserts on values the notebooks recorded (summary.json), not on their outputs' text.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from helpers import paths, study
+from helpers.services import SERVICE_NAMES
+from helpers.summary import SERVICE_FIELDS
+
+pytestmark = pytest.mark.notebooks
+
+
+def test_the_study_runs_end_to_end_and_writes_summary_json(tmp_path):
+    status = study.main(
+        [
+            "--profile",
+            "smoke",
+            "--run-id",
+            "smoke-test",
+            "--results-dir",
+            str(tmp_path),
+            "--artifacts-dir",
+            str(tmp_path / "artifacts"),
+        ]
+    )
+    run_dir = tmp_path / "smoke-test"
+    assert status == 0, (run_dir / "study.json").read_text() if run_dir.exists() else status
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["run_id"] == "smoke-test"
+    assert summary["profile"] == "smoke"
+    assert summary["backend"] == "local"
+    assert isinstance(summary["limits_enforced"], bool)
+    assert summary["model"]["test_accuracy"] is not None
+    assert summary["parity"] is not None and summary["parity"]["passed"] is True
+    for name in SERVICE_NAMES:
+        for mode, values in summary["services"][name].items():
+            assert mode in ("coupled", "isolated")
+            assert set(SERVICE_FIELDS) <= set(values)
+            assert values["requests"] > 0
+            assert values["error_rate"] == 0
+            assert values["peak_memory_working_set_bytes"] > 0
+    assert all(len(v) == 4 for v in summary["claims"].values())
+    assert (run_dir / "plots").is_dir() and any((run_dir / "plots").glob("*.png"))
+    assert paths.REPO_ROOT  # the study ran from this checkout
