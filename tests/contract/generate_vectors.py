@@ -42,6 +42,11 @@ SEED = 20251124
 N_RANDOM = 200
 MISSING_PROBABILITY = 0.1
 FLOAT32_MAX = "3.4028234663852886e38"
+# CONTRACT.md, Telemetry: the histogram boundaries every service must use.
+LATENCY_BUCKETS_S = [
+    0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.025,
+    0.03, 0.04, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+]  # fmt: skip
 JSON = {"Content-Type": "application/json"}
 MAX_BODY = 65536
 MAX_BATCH = 1024
@@ -861,7 +866,12 @@ def build_requests() -> dict[str, Any]:
         "its Errors table; `expect.field` null means the error body has no field; `expect.allow` "
         "is a method the Allow header must list. Body encodings: see the generator's docstring.",
         "generator": "tests/contract/generate_vectors.py",
-        "limits": {"max_body_bytes": MAX_BODY, "max_batch": MAX_BATCH, "float32_max": FLOAT32_MAX},
+        "limits": {
+            "max_body_bytes": MAX_BODY,
+            "max_batch": MAX_BATCH,
+            "float32_max": FLOAT32_MAX,
+            "latency_buckets_s": LATENCY_BUCKETS_S,
+        },
         "errors": _errors(),
         "accepted": _accepted(),
         "model_limits": _model_limits(),

@@ -446,6 +446,16 @@ def test_metrics_record_routes_not_healthz(client: httpx.Client, service) -> Non
     assert any(s.name == f"{DURATION}_sum" for s in samples)
     healthz = [s for s in samples if any("healthz" in str(v) for v in s.labels.values())]
     assert not healthz, f"/healthz must not be recorded: {healthz[:3]}"
+    boundaries = {
+        float(s.labels["le"])
+        for s in samples
+        if s.name == f"{DURATION}_bucket" and s.labels.get("http_route") == "/predict"
+    }
+    wanted_boundaries = {*REQUESTS["limits"]["latency_buckets_s"], math.inf}
+    assert boundaries == wanted_boundaries, (
+        f"bucket boundaries must be CONTRACT.md's: missing {sorted(wanted_boundaries - boundaries)}"
+        f", extra {sorted(boundaries - wanted_boundaries)}"
+    )
 
 
 def test_metrics_carry_service_name(client: httpx.Client, service) -> None:

@@ -75,9 +75,26 @@ func withReader(ctx context.Context, reader sdkmetric.Reader, serviceName string
 	if err != nil && !errors.Is(err, resource.ErrPartialResource) {
 		return nil, fmt.Errorf("building the telemetry resource: %w", err)
 	}
-	provider := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader), sdkmetric.WithResource(res))
+	provider := sdkmetric.NewMeterProvider(
+		sdkmetric.WithReader(reader),
+		sdkmetric.WithResource(res),
+		sdkmetric.WithView(latencyBucketsView),
+	)
 	return &Telemetry{MeterProvider: provider, shutdown: provider.Shutdown}, nil
 }
+
+// LatencyBucketsSeconds are the histogram boundaries fixed by services/CONTRACT.md, identical in
+// all three services so their quantiles are computed alike. OTel's defaults start at 5 ms, which
+// would flatten every sub-5 ms p95 to an interpolated ~4.75 ms; 25 ms is the study's objective.
+var LatencyBucketsSeconds = []float64{
+	0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.025,
+	0.03, 0.04, 0.05, 0.075, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
+}
+
+var latencyBucketsView = sdkmetric.NewView(
+	sdkmetric.Instrument{Name: "http.server.request.duration"},
+	sdkmetric.Stream{Aggregation: sdkmetric.AggregationExplicitBucketHistogram{Boundaries: LatencyBucketsSeconds}},
+)
 
 // Shutdown flushes pending metrics (otlp) and stops the exporter.
 func (t *Telemetry) Shutdown(ctx context.Context) error { return t.shutdown(ctx) }
