@@ -56,7 +56,7 @@ $(GO_BIN): $(GO_SRC)
 	@cd go-api-onnx && CGO_ENABLED=1 go build -trimpath -o ../$(GO_BIN) ./cmd/api
 
 study: setup
-	$(PY) -m helpers.study --profile $(PROFILE) --backend $(BACKEND)
+	$(PY) -m helpers.study --profile $(PROFILE) --backend $(BACKEND) --mode $(MODE)
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .

@@ -437,7 +437,13 @@ def run_load_test(
     ranges = feature_ranges(Path(artifacts_dir))
     run_dir = Path(stack.run_dir)
     run_id = run_id or run_dir.name
-    phases = [run_phase(stack, chosen, m, run_dir, ranges, run_id, progress) for m in modes]
+    phases = []
+    for number, m in enumerate(modes):
+        if number:
+            # A cool-down as long as isolated mode's gap between services: the next phase's
+            # first rate window must not still hold the previous phase's traffic.
+            time.sleep(chosen.gap_s)
+        phases.append(run_phase(stack, chosen, m, run_dir, ranges, run_id, progress))
     index_path = run_dir / "k6" / INDEX_NAME
     index = {
         "profile": profile,

@@ -30,6 +30,7 @@ import papermill
 from nbconvert import HTMLExporter
 
 from helpers import paths
+from helpers.loadtest import MODE_CHOICES
 
 NOTEBOOKS: list[str] = [
     "01_train_model",
@@ -188,6 +189,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m helpers.study", description=__doc__)
     parser.add_argument("--profile", choices=PROFILES, required=True)
     parser.add_argument("--backend", choices=BACKENDS, default="local")
+    parser.add_argument(
+        "--mode",
+        choices=MODE_CHOICES,
+        default="both",
+        help="coupled: the seed's loop, all three at once; isolated: one service at a time",
+    )
     parser.add_argument("--run-id", help="folder name under --results-dir (default: timestamp)")
     parser.add_argument("--results-dir", type=Path, default=paths.RESULTS_DIR)
     parser.add_argument("--artifacts-dir", type=Path, default=paths.ARTIFACTS_DIR)
@@ -237,10 +244,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "run_id": args.run_id,
         "profile": args.profile,
         "backend": args.backend,
+        "mode": args.mode,
         "interactive": False,  # headless: no live viewers (Netron), static output only
     }
     notebooks = [args.notebooks_dir / f"{name}.ipynb" for name in args.selected]
-    print(f"study {args.run_id}: profile={args.profile} backend={args.backend} → {run_dir}")
+    settings = f"profile={args.profile} backend={args.backend} mode={args.mode}"
+    print(f"study {args.run_id}: {settings} → {run_dir}")
     return run_notebooks(notebooks, run_dir, parameters, args.cell_timeout, args.timeout)
 
 
