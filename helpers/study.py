@@ -209,8 +209,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args.run_id = args.run_id or f"{datetime.now(UTC):%Y%m%d-%H%M%S}-{args.profile}"
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", args.run_id):
         parser.error(f"--run-id {args.run_id!r}: use letters, digits, '.', '_' or '-' only")
-    args.timeout = args.timeout or STUDY_TIMEOUT_S[args.profile]
-    args.cell_timeout = args.cell_timeout or CELL_TIMEOUT_S[args.profile]
+    if args.timeout is None:
+        args.timeout = STUDY_TIMEOUT_S[args.profile]
+    if args.cell_timeout is None:
+        args.cell_timeout = CELL_TIMEOUT_S[args.profile]
     if args.cell_timeout <= 0 or args.timeout <= 0:
         parser.error("--cell-timeout and --timeout must be positive numbers of seconds")
     try:
