@@ -48,6 +48,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from helpers import paths
+from helpers.manifest import sha256_of
 
 SUITE = "bookworm"
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
@@ -497,7 +498,7 @@ EXPOSE 9090
 ENTRYPOINT ["/bin/prometheus"]
 CMD ["--config.file=/etc/prometheus/prometheus.yml", "--storage.tsdb.path=/prometheus"]
 """
-    inputs = _digest(dockerfile, _file_digest(binary), _image_inputs(client, debian_base) or "")
+    inputs = _digest(dockerfile, sha256_of(binary), _image_inputs(client, debian_base) or "")
     files = {"prometheus": binary, "promtool": promtool}
     return build_image(client, name, dockerfile, files, inputs)
 
@@ -515,16 +516,8 @@ USER 12345
 WORKDIR /home/k6
 ENTRYPOINT ["k6"]
 """
-    inputs = _digest(dockerfile, _file_digest(binary), _image_inputs(client, debian_base) or "")
+    inputs = _digest(dockerfile, sha256_of(binary), _image_inputs(client, debian_base) or "")
     return build_image(client, name, dockerfile, {"k6": binary}, inputs)
-
-
-def _file_digest(path: Path) -> str:
-    sha = hashlib.sha256()
-    with path.open("rb") as file:
-        for chunk in iter(lambda: file.read(1 << 20), b""):
-            sha.update(chunk)
-    return sha.hexdigest()
 
 
 # ---------------------------------------------------------------------------------------------
