@@ -71,6 +71,7 @@ lint: $(VENV)/.installed
 	$(PY) -m helpers.notebook_hygiene notebooks
 
 test: setup lint
+	$(PY) -m helpers.artifacts
 	cd go-api-onnx && ORT_SHARED_LIB_PATH="$$(../$(PY) -m helpers.paths ort-lib)" go test ./...
 	cd go-api-onnx && go test -run '^$$' -fuzz FuzzDecodePredictRequest -fuzztime 20s ./internal/httpapi
 	$(PY) -m pytest -ra

@@ -15,8 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from helpers import bench_services, capacity, convert, microbench, paths, train
-from helpers import manifest as manifest_io
+from helpers import artifacts, bench_services, capacity, microbench, paths
 
 
 @dataclass(frozen=True)
@@ -26,19 +25,7 @@ class Section:
     run: Callable[[argparse.Namespace], None]
 
 
-def ensure_model_artifacts(artifacts_dir: Path) -> None:
-    """Train and convert if the artifacts are missing, so `make bench` works from a clone."""
-    needed = [manifest_io.MANIFEST_NAME, "model.pkl", "model.onnx", "model_zipmap.onnx"]
-    if all((artifacts_dir / name).exists() for name in needed):
-        return
-    print(f"artifacts missing in {artifacts_dir}: training and converting the model first")
-    result = train.train()
-    train.save(result, artifacts_dir)
-    convert.convert(result.model, artifacts_dir)
-
-
 def model_section(args: argparse.Namespace) -> None:
-    ensure_model_artifacts(args.artifacts_dir)
     result = microbench.measure(args.artifacts_dir, iterations=args.iterations)
     for runtime, row in result.summary().iterrows():
         print(f"  {runtime:<22} median {row.median_us:8.1f} µs   p99 {row.p99_us:8.1f} µs")
@@ -76,6 +63,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    artifacts.ensure(args.artifacts_dir)  # every section needs the model
     for section in SECTIONS:
         if args.only is None or section.name in args.only:
             print(f"== {section.name}: {section.title}", flush=True)
