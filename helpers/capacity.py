@@ -183,6 +183,12 @@ def search(
         for repeat in range(repeats):
             step = run_step(stack, service, rate, repeat, step_s, ranges, out_dir)
             result.steps.append(step)
+            print(
+                f"    {service:<16} {rate:>5} req/s #{repeat + 1}: p95 {step.p95_ms:6.1f} ms, "
+                f"service {step.service_cpu_cores:.2f} cores, k6 {step.generator_cpu_cores:.2f}"
+                f" cores → {'pass' if step.passed else 'FAIL: ' + step.reason}",
+                flush=True,
+            )
             if not step.passed:
                 failing.append(step)
                 return False
