@@ -176,7 +176,7 @@ class Phase:
     exit_code: int
     summary_path: str
     log_path: str
-    generator_cpu_seconds: float | None  # user+system CPU of the k6 process (local backend)
+    generator_cpu_seconds: float | None  # user+system CPU of k6 (process or container)
 
     def summary(self) -> dict[str, Any]:
         return json.loads(Path(self.summary_path).read_text())
@@ -297,6 +297,16 @@ def process_cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / ticks  # utime, stime (fields 14, 15 of stat)
 
 
+def generator_cpu_seconds(generator: ManagedProcess) -> float | None:
+    """CPU seconds of the load generator so far: its own `cpu_seconds()` when the backend's
+    generator has one (a container: the engine's stats are right even when the engine runs in a
+    VM, where a host pid means nothing), else the process' user+system time from /proc."""
+    own = getattr(generator, "cpu_seconds", None)
+    if callable(own):
+        return own()
+    return process_cpu_seconds(generator.pid)
+
+
 def live_request_count(api_url: str) -> int | None:
     """Requests k6 has completed so far, from its REST API (None while it is not answering)."""
     try:
@@ -346,7 +356,7 @@ def watch(
             if started_at is None and _k6_started(api_url):
                 started_at = time.time()
             count = live_request_count(api_url)
-            cpu_s = process_cpu_seconds(generator.pid) or cpu_s
+            cpu_s = generator_cpu_seconds(generator) or cpu_s
             if started_at is not None:
                 bar.n = min(round(time.time() - started_at), bar.total)
                 bar.set_postfix(requests=count, planned=round(planned_total), refresh=False)

@@ -1,0 +1,279 @@
+"""The docker backend on a real engine: `start_stack("docker", ...)` end to end.
+
+One stack for the module, brought up exactly as `make study BACKEND=docker` does (the three
+APIs built from their Dockerfiles with local base images as build args, the compose file's
+limits, Prometheus; the collector, cAdvisor and Grafana where their images exist — on machines
+without a registry the scrape override and the host cgroup exporter stand in). Then:
+- the limits are read back from `docker inspect` and from the containers' cgroups;
+- the SAME contract suite as for the local services runs against the containers
+  (tests/integration/test_contract.py in a pytest subprocess with CONTRACT_TARGETS);
+- a smoke k6 load runs as a container through the Docker SDK (`stack.start_load_generator`);
+- Prometheus in the stack holds the services' histograms, cAdvisor's `container_*` names and
+  k6's remote-written series, per service;
+- the run's Prometheus config passes `promtool check config`;
+- teardown leaves no container, network, interface or engine of ours behind, and the run's TSDB
+  is readable afterwards by the host's Prometheus (what notebook 05 does).
+
+Skipped, with the reason printed, only where no engine runs and none can be started.
+Cold (no layer cache, no local images): ~10 min, mostly debootstrap; warm: ~1.5 min.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from helpers import docker_engine, loadtest, net, paths, prometheus, queries
+from helpers.docker_stack import PROJECT, STACK_LABEL, ContainerProcess, DockerStack
+from helpers.services import SERVICE_NAMES
+from helpers.stack import Limits, start_stack
+
+pytestmark = [pytest.mark.integration, pytest.mark.docker]
+
+CPU_CORES = 0.5
+MEMORY_BYTES = 128 * 2**20
+POLL_TIMEOUT_S = 60.0
+
+
+def _interfaces() -> set[str]:
+    return set(os.listdir("/sys/class/net"))
+
+
+def _engine_or_skip() -> tuple[str | None, bool]:
+    """(running engine's host or None, whether the backend will have to start one)."""
+    running = docker_engine.find_running_engine()
+    if running:
+        return running, False
+    reason = docker_engine.why_engine_cannot_start()
+    if reason:
+        print(f"SKIP docker stack: no Docker engine runs and none can be started: {reason}")
+        pytest.skip(f"no Docker engine runs and none can be started here: {reason}")
+    return None, True
+
+
+@pytest.fixture(scope="module")
+def before() -> dict[str, object]:
+    running, will_start = _engine_or_skip()
+    return {"interfaces": _interfaces(), "engine": running, "will_start": will_start}
+
+
+@pytest.fixture(scope="module")
+def artifacts(model_artifacts: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The session's model, in a folder the containers' non-root users may read."""
+    target = tmp_path_factory.mktemp("docker-artifacts") / "artifacts"
+    shutil.copytree(model_artifacts, target)
+    for path in [target.parent, target, *target.iterdir()]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    return target
+
+
+@pytest.fixture(scope="module")
+def stack(
+    before: dict[str, object], artifacts: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[DockerStack]:
+    run_dir = tmp_path_factory.mktemp("docker-run")
+    ports: dict[str, int] = {}
+    while len(ports) < 4:  # never the seed's ports: a local stack may hold them
+        port = net.free_port()
+        if port not in ports.values():
+            ports[[*SERVICE_NAMES, "prometheus"][len(ports)]] = port
+    images = os.environ.get("STUDY_DOCKER_IMAGES", "local")
+    started = time.monotonic()
+    stack = start_stack(
+        "docker", run_dir=run_dir, artifacts_dir=artifacts, ports=ports, images=images
+    )
+    print(f"docker stack up in {time.monotonic() - started:.1f} s (images={images})")
+    assert isinstance(stack, DockerStack)
+    try:
+        yield stack
+    finally:
+        stack.stop()
+
+
+def _query(stack: DockerStack, promql: str) -> list[dict]:
+    response = httpx.get(f"{stack.prometheus_url}/api/v1/query", params={"query": promql})
+    response.raise_for_status()
+    return response.json()["data"]["result"]
+
+
+def _wait_for_labels(stack: DockerStack, promql: str, label: str, wanted: set[str]) -> set[str]:
+    """Poll until `promql` has a series for each of `wanted` (by `label`); returns what it saw."""
+    deadline = time.monotonic() + POLL_TIMEOUT_S
+    seen: set[str] = set()
+    while time.monotonic() < deadline:
+        seen = {series["metric"].get(label, "") for series in _query(stack, promql)}
+        if wanted <= seen:
+            return seen
+        time.sleep(0.5)
+    return seen
+
+
+def test_the_stack_runs_the_three_apis_with_limits_read_back(stack: DockerStack) -> None:
+    expected = Limits(cpu_cores=CPU_CORES, memory_bytes=MEMORY_BYTES, enforced=True)
+    assert stack.limits == {name: expected for name in SERVICE_NAMES}
+    assert stack.limits_enforced
+    assert stack.load_target_urls == stack.service_urls
+    for name in SERVICE_NAMES:
+        container = stack.client.containers.get(name)
+        host_config = container.attrs["HostConfig"]
+        cpu = host_config["NanoCpus"] / 1e9 or host_config["CpuQuota"] / host_config["CpuPeriod"]
+        assert (cpu, host_config["Memory"]) == (CPU_CORES, MEMORY_BYTES), name
+        health = httpx.get(f"{stack.service_urls[name]}/healthz", timeout=5).json()
+        assert health["status"] == "ok"
+    record = (stack.stack_dir / "stack.json").read_text()
+    assert '"backend": "docker"' in record
+
+
+def test_the_limits_are_in_the_containers_cgroups(stack: DockerStack) -> None:
+    """What the kernel enforces, not only what the engine reports."""
+    from helpers import cgroups
+    from helpers.docker_stack import cgroup_relpath
+
+    for name in SERVICE_NAMES:
+        pid = stack.client.containers.get(name).attrs["State"]["Pid"]
+        try:
+            group = cgroups.open_cgroup(name, cgroup_relpath(pid))
+        except OSError as error:
+            pytest.skip(f"the engine's containers are not on this kernel: {error}")
+        limits = cgroups.read_limits(group)
+        assert limits.cpu_cores == pytest.approx(CPU_CORES), name
+        assert limits.memory_limit_bytes == MEMORY_BYTES, name
+
+
+def test_the_contract_suite_passes_against_the_containers(
+    stack: DockerStack, artifacts: Path
+) -> None:
+    env = dict(os.environ)
+    env["CONTRACT_TARGETS"] = ",".join(f"{n}={u}" for n, u in stack.service_urls.items())
+    env["CONTRACT_ARTIFACTS_DIR"] = str(artifacts)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-p",
+            "no:randomly",
+            str(paths.REPO_ROOT / "tests" / "integration" / "test_contract.py"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=paths.REPO_ROOT,
+        timeout=900,
+        check=False,
+    )
+    summary = result.stdout.strip().splitlines()[-1] if result.stdout.strip() else ""
+    print(f"contract suite against the containers: {summary}")
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    assert " passed" in summary and "failed" not in summary
+
+
+@pytest.fixture(scope="module")
+def smoke_phase(stack: DockerStack, artifacts: Path) -> loadtest.Phase:
+    """One smoke k6 run (coupled mode) as a container, through the stack's interface."""
+    profile = loadtest.get_profile("smoke")
+    started = time.monotonic()
+    phase = loadtest.run_phase(
+        stack,
+        profile,
+        "coupled",
+        stack.run_dir,
+        loadtest.feature_ranges(artifacts),
+        run_id="docker-test",
+        progress=False,
+    )
+    print(f"k6 smoke in a container: {time.monotonic() - started:.1f} s")
+    return phase
+
+
+def test_k6_runs_as_a_container_through_the_sdk(
+    stack: DockerStack, smoke_phase: loadtest.Phase
+) -> None:
+    assert smoke_phase.exit_code == 0
+    generator = stack.load_generators[-1]
+    assert isinstance(generator, ContainerProcess)
+    assert not generator.alive()
+    assert smoke_phase.generator_cpu_seconds is not None
+    assert smoke_phase.generator_cpu_seconds > 0
+    table = smoke_phase.service_table()
+    assert set(table.index) == set(SERVICE_NAMES)
+    assert (table["requests"] > 0).all(), table
+    assert (table["failed"] == 0).all(), table
+    # Removed after it stopped: nothing of k6 stays in the engine.
+    assert stack.client.containers.list(all=True, filters={"label": STACK_LABEL}) == []
+
+
+def test_prometheus_holds_server_container_and_client_metrics(
+    stack: DockerStack, smoke_phase: loadtest.Phase
+) -> None:
+    wanted = set(SERVICE_NAMES)
+    seen = _wait_for_labels(
+        stack, "sum by (job) (http_server_request_duration_seconds_count)", "job", wanted
+    )
+    assert wanted <= seen, f"server histograms by job: {seen}"
+    for metric, label in queries.CONTRACT_METRICS.items():
+        seen = _wait_for_labels(stack, f"count by ({label}) ({metric})", label, wanted)
+        assert wanted <= seen, f"{metric} by {label}: {seen}"
+    cpu = _query(stack, "sum by (name) (container_cpu_usage_seconds_total)")
+    assert all(float(series["value"][1]) > 0 for series in cpu), cpu
+
+
+def test_promtool_accepts_the_runs_prometheus_config(stack: DockerStack) -> None:
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.skip("promtool not found (make setup installs Debian's prometheus)")
+    for config in (
+        stack.prometheus_config,
+        paths.OBSERVABILITY_DIR / "prometheus" / "prometheus.yml",
+    ):
+        result = subprocess.run(
+            [promtool, "check", "config", str(config)], capture_output=True, text=True, check=False
+        )
+        assert result.returncode == 0, f"{config}: {result.stdout}{result.stderr}"
+
+
+def test_teardown_leaves_nothing_and_the_tsdb_is_readable(
+    stack: DockerStack, before: dict[str, object], smoke_phase: loadtest.Phase
+) -> None:
+    engine = stack.engine
+    assert engine is not None
+    assert engine.owned == bool(before["will_start"])
+    exporter = stack.exporter
+    stack.stop()
+    stack.stop()  # idempotent
+    for name in SERVICE_NAMES:
+        log = stack.logs_dir / f"{name}.log"
+        assert log.exists() and log.stat().st_size > 0, f"no container log saved for {name}"
+    if exporter is not None:
+        assert not exporter.alive()
+    if engine.owned:
+        assert not docker_engine.ping(engine.host), "the engine we started still answers"
+    else:
+        with contextlib.closing(engine.client()) as client:
+            project = {"label": f"com.docker.compose.project={PROJECT}"}
+            assert client.containers.list(all=True, filters=project) == []
+            assert client.networks.list(filters=project) == []
+            assert client.containers.list(all=True, filters={"label": STACK_LABEL}) == []
+    left = _interfaces() - set(before["interfaces"])  # type: ignore[arg-type]
+    assert not left, f"network interfaces left behind: {sorted(left)}"
+    with prometheus.open_for_analysis(stack.run_dir) as url:
+        result = httpx.get(
+            f"{url}/api/v1/query",
+            params={
+                "query": "count by (job) (http_server_request_duration_seconds_count)",
+                "time": smoke_phase.ended_at,
+            },
+        ).json()["data"]["result"]
+    assert {series["metric"]["job"] for series in result} >= set(SERVICE_NAMES)
