@@ -113,6 +113,10 @@ def execute(
         str(cell_timeout),
         "--cwd",
         str(notebook.parent),
+        # Cell outputs (k6's progress among them) stream to the terminal as they come, so a
+        # headless `make study` shows its long work instead of a cell counter standing still.
+        "--log-output",
+        "--no-progress-bar",
     ]
     process = subprocess.Popen(command, start_new_session=True)
     try:
