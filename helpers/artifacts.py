@@ -16,11 +16,23 @@ from helpers import manifest as manifest_io
 REQUIRED = (manifest_io.MANIFEST_NAME, "model.pkl", "model.onnx", "model_zipmap.onnx")
 
 
-def ensure(artifacts_dir: Path = paths.ARTIFACTS_DIR) -> bool:
-    """Train and convert unless every artifact is present; True if it had to."""
-    if all((artifacts_dir / name).exists() for name in REQUIRED):
+def complete(artifacts_dir: Path) -> bool:
+    """Every artifact present and matching the manifest (running notebook 01 alone, say,
+    leaves a manifest without the ONNX files: a new model invalidates the old conversion)."""
+    manifest_path = artifacts_dir / manifest_io.MANIFEST_NAME
+    try:
+        for name in REQUIRED[1:]:
+            manifest_io.verify(manifest_path, artifacts_dir / name)
+    except (FileNotFoundError, manifest_io.ArtifactMismatch):
         return False
-    print(f"artifacts missing in {artifacts_dir}: training and converting the model first")
+    return True
+
+
+def ensure(artifacts_dir: Path = paths.ARTIFACTS_DIR) -> bool:
+    """Train and convert unless every artifact is present and verified; True if it had to."""
+    if complete(artifacts_dir):
+        return False
+    print(f"artifacts missing or stale in {artifacts_dir}: training and converting the model")
     result = train.train()
     train.save(result, artifacts_dir)
     convert.convert(result.model, artifacts_dir)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import convert, train
+from helpers import artifacts
 
 
 @pytest.fixture(scope="session")
@@ -16,11 +16,9 @@ def model_artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     Read-only by convention: a test that changes files takes `model_artifacts_copy`.
     """
-    artifacts = tmp_path_factory.mktemp("artifacts")
-    result = train.train()
-    train.save(result, artifacts)
-    convert.convert(result.model, artifacts)
-    return artifacts
+    artifacts_dir = tmp_path_factory.mktemp("artifacts")
+    artifacts.ensure(artifacts_dir)
+    return artifacts_dir
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from helpers import loadtest, net, paths, queries
+from helpers import loadtest, net, queries
 from helpers.services import SERVICE_NAMES
 from helpers.stack import start_stack
 
@@ -22,15 +22,13 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory: pytest.TempPathFactory):
+def smoke_run(tmp_path_factory: pytest.TempPathFactory, model_artifacts: Path):
     run_dir = tmp_path_factory.mktemp("smoke-run")
     # Free ports, not the seed's defaults: a developer's own stack may hold 5001-5003/9090.
     ports = {name: net.free_port() for name in (*SERVICE_NAMES, "prometheus")}
-    stack = start_stack("local", run_dir=run_dir, artifacts_dir=paths.ARTIFACTS_DIR, ports=ports)
+    stack = start_stack("local", run_dir=run_dir, artifacts_dir=model_artifacts, ports=ports)
     try:
-        result = loadtest.run_load_test(
-            stack, "smoke", "coupled", paths.ARTIFACTS_DIR, progress=False
-        )
+        result = loadtest.run_load_test(stack, "smoke", "coupled", model_artifacts, progress=False)
         series = {
             metric: _series(stack.prometheus_url, metric, label, result.phases[0].run_id)
             for metric, label in queries.CONTRACT_METRICS.items()
