@@ -755,27 +755,18 @@ class DockerStack(Stack):
     def _wait_http(self, service: str, url: str, timeout_s: float) -> httpx.Response:
         """Poll `url` until 2xx; fail fast with the container's log if the container exits."""
         container = self._container(service)
-        deadline = time.monotonic() + timeout_s
-        last = "no answer yet"
-        while time.monotonic() < deadline:
+
+        def gone() -> str | None:
             container.reload()
-            if container.status not in ("created", "running", "restarting"):
-                tail = container.logs(tail=30).decode(errors="replace")
-                raise net.NotReady(
-                    f"{service}: container {container.status} "
-                    f"(exit {container.attrs['State'].get('ExitCode')}) before {url} answered:\n"
-                    f"{tail}"
-                )
-            try:
-                response = httpx.get(url, timeout=1.0)
-                if response.is_success:
-                    return response
-                last = f"HTTP {response.status_code}"
-            except httpx.HTTPError as error:
-                last = f"{type(error).__name__}: {error}"
-            time.sleep(0.1)
-        tail = container.logs(tail=30).decode(errors="replace")
-        raise net.NotReady(f"{service}: {url} not ready after {timeout_s:.0f} s ({last}):\n{tail}")
+            if container.status in ("created", "running", "restarting"):
+                return None
+            return f"container {container.status} (exit {container.attrs['State'].get('ExitCode')})"
+
+        try:
+            return net.wait_until_ready(url, timeout_s, poll_s=0.1, gone=gone)
+        except net.NotReady as error:
+            tail = container.logs(tail=30).decode(errors="replace")
+            raise net.NotReady(f"{service}: {error}:\n{tail}") from None
 
     def _wait_service(self, name: str) -> None:
         response = self._wait_http(
@@ -859,13 +850,7 @@ class DockerStack(Stack):
         with contextlib.suppress(Exception):
             text = self._container("go-api-onnx").logs().decode(errors="replace")
             gomaxprocs = gomaxprocs_from_log(text)
-        return {
-            "backend": self.backend,
-            "run_id": self.run_id,
-            "run_dir": str(self.run_dir),
-            "written_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "limits_enforced": self.limits_enforced,
-            "limits_note": self.limits_note,
+        return self.record_header() | {
             "prometheus": {
                 "url": self.prometheus_url,
                 "remote_write_url": self.remote_write_url,

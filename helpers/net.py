@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 
 import httpx
 
@@ -25,9 +26,11 @@ def wait_until_ready(
     timeout_s: float = 30.0,
     process: subprocess.Popen | None = None,
     poll_s: float = 0.05,
+    gone: Callable[[], str | None] | None = None,
 ) -> httpx.Response:
-    """Poll `url` until it answers 2xx; fail fast if `process` exits meanwhile.
+    """Poll `url` until it answers 2xx; fail fast if the server is gone meanwhile.
 
+    Gone means `process` exited, or `gone()` (e.g. a container's state) returned a reason.
     Readiness is observed, never assumed: no fixed sleeps anywhere in the study.
     """
     deadline = time.monotonic() + timeout_s
@@ -35,6 +38,9 @@ def wait_until_ready(
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
             raise NotReady(f"{url}: process exited with status {process.returncode} before ready")
+        reason = gone() if gone is not None else None
+        if reason:
+            raise NotReady(f"{url}: {reason} before ready")
         try:
             response = httpx.get(url, timeout=1.0)
             if response.is_success:

@@ -70,12 +70,14 @@ class Stack:
 
     backend: str
     run_dir: Path
+    run_id: str
     service_urls: dict[str, str]  # name -> base URL for clients on this host
     load_target_urls: dict[str, str]  # name -> base URL as the load generator sees it
     prometheus_url: str  # query API, e.g. http://127.0.0.1:9090
     remote_write_url: str  # Prometheus remote-write endpoint for k6
     limits: dict[str, Limits]
     limits_enforced: bool
+    limits_note: str  # why limits are (not) enforced, in words
 
     def start_load_generator(
         self, args: list[str], env: dict[str, str], log_path: Path
@@ -85,6 +87,17 @@ class Stack:
 
     def stop(self) -> None:
         raise NotImplementedError
+
+    def record_header(self) -> dict[str, Any]:
+        """The keys every backend's stack.json starts with (each adds its own after them)."""
+        return {
+            "backend": self.backend,
+            "run_id": self.run_id,
+            "run_dir": str(self.run_dir),
+            "written_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "limits_enforced": self.limits_enforced,
+            "limits_note": self.limits_note,
+        }
 
     def __enter__(self) -> Stack:
         return self
@@ -393,13 +406,7 @@ class LocalStack(Stack):
         gomaxprocs = None
         if go_log is not None and go_log.log_path.exists():
             gomaxprocs = gomaxprocs_from_log(go_log.log_path.read_text(errors="replace"))
-        return {
-            "backend": self.backend,
-            "run_id": self.run_id,
-            "run_dir": str(self.run_dir),
-            "written_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "limits_enforced": self.limits_enforced,
-            "limits_note": self.limits_note,
+        return self.record_header() | {
             "prometheus": {
                 "url": self.prometheus_url,
                 "remote_write_url": self.remote_write_url,
