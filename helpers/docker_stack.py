@@ -76,6 +76,8 @@ from helpers.stack import (
     Stack,
     _run_id,
     gomaxprocs_from_log,
+    port_from_environment,
+    port_variable,
 )
 
 PROJECT = "onnx-serving-study"
@@ -457,10 +459,6 @@ def _port_free(port: int) -> bool:
     return True
 
 
-def _port_variable(key: str) -> str:
-    return key.upper().replace("-", "_") + "_PORT"
-
-
 class DockerStack(Stack):
     """The docker backend: the compose stack, read back through the Docker SDK."""
 
@@ -521,15 +519,7 @@ class DockerStack(Stack):
             PROMETHEUS_KEY: DEFAULT_PROMETHEUS_PORT,
             GRAFANA_KEY: DEFAULT_GRAFANA_PORT,
         }
-        # The compose file's own variables (PYTHON_API_PKL_PORT, PROMETHEUS_PORT, …) move the
-        # defaults, so `make study BACKEND=docker` can run next to a stack holding the seed ports.
-        for key in defaults:
-            value = os.environ.get(_port_variable(key))
-            if value:
-                try:
-                    defaults[key] = int(value)
-                except ValueError as error:
-                    raise ValueError(f"{_port_variable(key)}={value!r}: expected a port") from error
+        defaults = {key: port_from_environment(key, port) for key, port in defaults.items()}
         unknown = sorted(set(requested) - set(defaults))
         if unknown:
             raise ValueError(f"unknown port name(s) {unknown}: expected some of {sorted(defaults)}")
@@ -645,7 +635,7 @@ class DockerStack(Stack):
         env["ARTIFACTS_DIR"] = str(self.artifacts_dir)
         env["BIND_ADDRESS"] = HOST
         for key, port in self.ports.items():
-            env[_port_variable(key)] = str(port)
+            env[port_variable(key)] = str(port)
         info = self.client.info()
         env.setdefault("DOCKER_DATA_ROOT", info.get("DockerRootDir", "/var/lib/docker"))
         host = self.engine.host if self.engine else ""
@@ -661,7 +651,7 @@ class DockerStack(Stack):
             if not _port_free(port):
                 raise DockerStackError(
                     f"port {port} for {key} is already in use on {HOST}; stop what holds it, "
-                    f"pass ports={{{key!r}: <another port>}} or set {_port_variable(key)}"
+                    f"pass ports={{{key!r}: <another port>}} or set {port_variable(key)}"
                 )
 
     def _compose(self, args: list[str], check: bool = True, timeout: float = 600) -> str:

@@ -106,6 +106,24 @@ class Stack:
         self.stop()
 
 
+def port_variable(key: str) -> str:
+    """The environment variable (compose's too) that moves the port of `key`."""
+    return key.upper().replace("-", "_") + "_PORT"
+
+
+def port_from_environment(key: str, default: int) -> int:
+    """A default port, moved by the compose file's variable for it (PYTHON_API_PKL_PORT,
+    PROMETHEUS_PORT, …) in both backends: a second study, or a test, can run beside a stack
+    that holds the seed's ports."""
+    variable = port_variable(key)
+    value = os.environ.get(variable, "").strip()
+    if not value:
+        return default
+    if not value.isdigit() or not 1 <= int(value) <= 65535:
+        raise ValueError(f"{variable}={value!r}: expected a port number 1..65535")
+    return int(value)
+
+
 # --- backend registry ----------------------------------------------------------------------
 
 BackendStarter = Callable[..., Stack]
@@ -172,8 +190,10 @@ def _resolve_ports(
             raise ValueError(f"port for {key} must be an integer 1..65535, got {port!r}")
     resolved: dict[str, int] = {}
     for name, spec in services.items():
-        resolved[name] = requested.get(name, spec.default_port)
-    resolved[PROMETHEUS_KEY] = requested.get(PROMETHEUS_KEY, DEFAULT_PROMETHEUS_PORT)
+        resolved[name] = requested.get(name, port_from_environment(name, spec.default_port))
+    resolved[PROMETHEUS_KEY] = requested.get(
+        PROMETHEUS_KEY, port_from_environment(PROMETHEUS_KEY, DEFAULT_PROMETHEUS_PORT)
+    )
     fixed = dict(resolved)
     for key in [EXPORTER_KEY, *(f"{s}-metrics" for s in services)]:
         if key in requested:
