@@ -74,10 +74,10 @@ from helpers.stack import (
     SERVICE_READY_TIMEOUT_S,
     Limits,
     Stack,
-    _run_id,
     gomaxprocs_from_log,
     port_from_environment,
     port_variable,
+    run_id_of,
 )
 
 PROJECT = "onnx-serving-study"
@@ -473,7 +473,7 @@ class DockerStack(Stack):
         self.backend = "docker"
         self.run_dir = Path(run_dir).resolve()
         self.artifacts_dir = Path(artifacts_dir).resolve()
-        self.run_id = _run_id(self.run_dir)
+        self.run_id = run_id_of(self.run_dir)
         self.images_mode = images
         self.build = build
         self.stack_dir = self.run_dir / "stack"

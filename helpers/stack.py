@@ -216,10 +216,9 @@ def _resolve_ports(
     return fixed
 
 
-def _run_id(run_dir: Path) -> str:
-    """The run folder's name, made safe as a cgroup name."""
-    run_id = re.sub(r"[^A-Za-z0-9_.-]", "_", run_dir.resolve().name).strip(".") or "run"
-    return run_id
+def run_id_of(run_dir: Path) -> str:
+    """The run folder's name, made safe as a cgroup name (both backends tag a run with it)."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", run_dir.resolve().name).strip(".") or "run"
 
 
 def gomaxprocs_from_log(text: str) -> int | None:
@@ -257,7 +256,7 @@ class LocalStack(Stack):
         self.scrape_interval_s = scrape_interval_s
         self.cpu_cores = cpu_cores
         self.memory_bytes = memory_bytes
-        self.run_id = _run_id(self.run_dir)
+        self.run_id = run_id_of(self.run_dir)
         self.stack_dir = self.run_dir / "stack"
         self.logs_dir = self.stack_dir / "logs"
         self.ports = _resolve_ports(self.specs, ports)
