@@ -68,10 +68,10 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/ruff format --check .
 	@test -z "$$(gofmt -l go-api-onnx)" || { echo "gofmt needed:"; gofmt -l go-api-onnx; exit 1; }
 	cd go-api-onnx && go vet ./...
-	$(PY) -m helpers.notebook_hygiene notebooks
+	$(PY) -m helpers.study.hygiene notebooks
 
 test: setup lint
-	$(PY) -m helpers.artifacts
+	$(PY) -m helpers.model.artifacts
 	cd go-api-onnx && ORT_SHARED_LIB_PATH="$$(../$(PY) -m helpers.paths ort-lib)" go test ./...
 	# A count, not a duration: go1.26's fuzz coordinator can fail a clean run with
 	# "context deadline exceeded" when a -fuzztime duration expires (golang/go#75804).
@@ -86,9 +86,9 @@ lab: setup
 
 # Local base images + wheelhouse + Go module cache, so images build with no registry (cached).
 docker-images: setup
-	$(PY) -m helpers.docker_images prepare
+	$(PY) -m helpers.serving.docker.images prepare
 
 clean:
-	-@test -x $(PY) && $(PY) -m helpers.docker_engine stop 2>/dev/null
+	-@test -x $(PY) && $(PY) -m helpers.serving.docker.engine stop 2>/dev/null
 	rm -rf $(VENV) $(SVC_ENV) $(BUILD) artifacts results .pytest_cache .ruff_cache \
 	  services/wheelhouse go-api-onnx/wheels go-api-onnx/gomodcache

@@ -15,7 +15,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from helpers import artifacts, bench_services, capacity, microbench, paths
+from helpers import paths
+from helpers.load import capacity
+from helpers.model import artifacts, microbench
+from helpers.serving import footprint as bench_services
 
 
 @dataclass(frozen=True)

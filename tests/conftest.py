@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import artifacts
+from helpers.model import artifacts
 
 
 @pytest.fixture(scope="session")

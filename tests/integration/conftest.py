@@ -1,8 +1,8 @@
 """Real servers for integration tests: start a service as a process and wait until it answers.
 
 `start_service()` is the one way tests start a service: the command line and environment come
-from `helpers.services` (the same specs the local backend uses), the process from
-`helpers.process` (own process group, log file, dies with the test run), readiness from
+from `helpers.serving.services` (the same specs the local backend uses), the process from
+`helpers.serving.process` (own process group, log file, dies with the test run), readiness from
 `helpers.net.wait_until_ready` polling `/healthz` — never a sleep.
 
 The session fixture `service_pool` starts each service once, on free ports, with its Prometheus
@@ -25,9 +25,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from helpers import paths, process
+from helpers import paths
 from helpers.net import NotReady, free_port, wait_until_ready
-from helpers.services import SERVICE_NAMES, ServiceSpec, all_services
+from helpers.serving import process
+from helpers.serving.services import SERVICE_NAMES, ServiceSpec, all_services
 
 TARGETS_ENV = "CONTRACT_TARGETS"
 METRICS_TARGETS_ENV = "CONTRACT_METRICS_TARGETS"

@@ -25,10 +25,10 @@ import numpy as np
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from helpers import manifest as manifest_io
-from helpers import train
+from helpers.model import manifest as manifest_io
+from helpers.model import train
 from helpers.net import free_port
-from helpers.services import SERVICE_NAMES, all_services
+from helpers.serving.services import SERVICE_NAMES, all_services
 
 pytestmark = pytest.mark.integration
 

@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from helpers import paths
-from helpers.services import SERVICE_NAMES
+from helpers.serving.services import SERVICE_NAMES
 
 pytestmark = pytest.mark.docker
 

@@ -24,9 +24,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from helpers import docker_engine
-from helpers.docker_engine import DockerEngine, EngineLayout, EngineUnavailable
 from helpers.net import free_port
+from helpers.serving.docker import engine as docker_engine
+from helpers.serving.docker.engine import DockerEngine, EngineLayout, EngineUnavailable
 
 pytestmark = [pytest.mark.integration, pytest.mark.docker]
 

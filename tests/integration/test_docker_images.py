@@ -23,7 +23,9 @@ from pathlib import Path
 
 import pytest
 
-from helpers import docker_engine, docker_images, paths
+from helpers import paths
+from helpers.serving.docker import engine as docker_engine
+from helpers.serving.docker import images as docker_images
 
 pytestmark = [pytest.mark.integration, pytest.mark.docker]
 

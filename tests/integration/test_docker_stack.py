@@ -32,10 +32,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-from helpers import docker_engine, loadtest, net, paths, prometheus, queries
-from helpers.docker_stack import PROJECT, STACK_LABEL, ContainerProcess, DockerStack
-from helpers.services import SERVICE_NAMES
-from helpers.stack import Limits, start_stack
+from helpers import net, paths
+from helpers.analysis import queries
+from helpers.load import loadtest
+from helpers.serving import prometheus
+from helpers.serving.docker import engine as docker_engine
+from helpers.serving.docker.stack import PROJECT, STACK_LABEL, ContainerProcess, DockerStack
+from helpers.serving.services import SERVICE_NAMES
+from helpers.serving.stack import Limits, start_stack
 
 pytestmark = [pytest.mark.integration, pytest.mark.docker]
 
@@ -135,8 +139,8 @@ def test_the_stack_runs_the_three_apis_with_limits_read_back(stack: DockerStack)
 
 def test_the_limits_are_in_the_containers_cgroups(stack: DockerStack) -> None:
     """What the kernel enforces, not only what the engine reports."""
-    from helpers import cgroups
-    from helpers.docker_stack import cgroup_relpath
+    from helpers.serving import cgroups
+    from helpers.serving.docker.stack import cgroup_relpath
 
     for name in SERVICE_NAMES:
         pid = stack.client.containers.get(name).attrs["State"]["Pid"]

@@ -28,7 +28,7 @@ import httpx
 import pytest
 
 from helpers.net import free_port, wait_until_ready
-from helpers.services import ServiceSpec, all_services
+from helpers.serving.services import ServiceSpec, all_services
 
 pytestmark = pytest.mark.integration
 

@@ -21,9 +21,9 @@ from typing import Any
 import httpx
 import pytest
 
-from helpers import cgroups, stack
 from helpers.net import free_port
-from helpers.services import SERVICE_NAMES
+from helpers.serving import cgroups, stack
+from helpers.serving.services import SERVICE_NAMES
 
 pytestmark = pytest.mark.integration
 

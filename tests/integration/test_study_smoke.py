@@ -14,9 +14,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from helpers import loadtest, net, queries
-from helpers.services import SERVICE_NAMES
-from helpers.stack import start_stack
+from helpers import net
+from helpers.analysis import queries
+from helpers.load import loadtest
+from helpers.serving.services import SERVICE_NAMES
+from helpers.serving.stack import start_stack
 
 pytestmark = pytest.mark.integration
 

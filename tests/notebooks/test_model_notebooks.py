@@ -10,7 +10,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from helpers import manifest, parity, study
+from helpers import study
+from helpers.model import manifest, parity
 
 pytestmark = pytest.mark.notebooks
 

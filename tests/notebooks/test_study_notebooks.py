@@ -10,10 +10,10 @@ import json
 import pytest
 
 from helpers import study
+from helpers.analysis.summary import SERVICE_FIELDS
 from helpers.net import free_port
-from helpers.services import SERVICE_NAMES
-from helpers.stack import port_variable
-from helpers.summary import SERVICE_FIELDS
+from helpers.serving.services import SERVICE_NAMES
+from helpers.serving.stack import port_variable
 
 pytestmark = pytest.mark.notebooks
 

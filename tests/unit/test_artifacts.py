@@ -1,11 +1,11 @@
-"""helpers.artifacts: the shortcut that makes a model from a clone, and only when needed."""
+"""helpers.model.artifacts: the shortcut that makes a model from a clone, and only when needed."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from helpers import artifacts
+from helpers.model import artifacts
 
 
 def test_complete_artifacts_are_left_alone(model_artifacts_copy: Path) -> None:

@@ -1,4 +1,4 @@
-"""helpers.cgroups and helpers.cgroup_exporter against real cgroups and real child processes.
+"""helpers.serving.cgroups and helpers.serving.exporter against real cgroups and real child processes.
 
 The point of the exporter is to report what cAdvisor would: these tests make a child do the
 thing (allocate, burn CPU, read a big file, blow the limit) and check that the numbers move
@@ -20,7 +20,8 @@ from pathlib import Path
 import pytest
 from prometheus_client import generate_latest
 
-from helpers import cgroup_exporter, cgroups
+from helpers.serving import cgroups
+from helpers.serving import exporter as cgroup_exporter
 
 MIB = 1024 * 1024
 

@@ -1,4 +1,4 @@
-"""The parts of helpers.cgroups / cgroup_exporter that need no privileges: layout detection,
+"""The parts of helpers.serving.cgroups / cgroup_exporter that need no privileges: layout detection,
 the unlimited marker, argument parsing, the /proc fallback. They run everywhere."""
 
 from __future__ import annotations
@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from prometheus_client import generate_latest
 
-from helpers import cgroup_exporter, cgroups
+from helpers.serving import cgroups
+from helpers.serving import exporter as cgroup_exporter
 
 
 def mounts(tmp_path: Path, lines: list[str]) -> Path:

@@ -1,4 +1,4 @@
-"""helpers.convert + helpers.parity: both ONNX files agree with the pickle; a broken one fails."""
+"""helpers.model.convert + helpers.model.parity: both ONNX files agree with the pickle; a broken one fails."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import onnx
 import pytest
 
-from helpers import convert, manifest, parity, train
+from helpers.model import convert, manifest, parity, train
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from helpers import docker_stack, paths
-from helpers.stack import Limits
+from helpers import paths
+from helpers.serving.docker import stack as docker_stack
+from helpers.serving.stack import Limits
 
 
 def test_limits_from_nanocpus_or_quota_and_memory() -> None:

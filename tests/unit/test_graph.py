@@ -1,4 +1,4 @@
-"""helpers.graph: the static SVG shows the real graph; Netron starts, answers and stops."""
+"""helpers.model.graph: the static SVG shows the real graph; Netron starts, answers and stops."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import onnx
 import pytest
 
-from helpers import graph
+from helpers.model import graph
 
 
 @pytest.mark.parametrize("name", ["model.onnx", "model_zipmap.onnx"])

@@ -1,4 +1,4 @@
-"""The load plan (k6/profiles.json) as helpers.loadtest reads it, and k6 summary parsing."""
+"""The load plan (k6/profiles.json) as helpers.load.loadtest reads it, and k6 summary parsing."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from helpers import loadtest
+from helpers.load import loadtest
 
 
 def test_seed_profile_is_the_original_shape():

@@ -1,4 +1,4 @@
-"""helpers.manifest: recorded hashes match the files; any change to a file is caught."""
+"""helpers.model.manifest: recorded hashes match the files; any change to a file is caught."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import manifest, train
+from helpers.model import manifest, train
 
 
 @pytest.mark.parametrize("name", ["model.pkl", "model.onnx", "model_zipmap.onnx"])

@@ -1,4 +1,4 @@
-"""helpers.microbench and helpers.bench: structure of the measurement, not its speed."""
+"""helpers.model.microbench and helpers.bench: structure of the measurement, not its speed."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from pathlib import Path
 import matplotlib
 import pytest
 
-from helpers import bench, microbench
+from helpers import bench
+from helpers.model import microbench
 
 matplotlib.use("Agg")
 

@@ -1,4 +1,4 @@
-"""helpers.notebook_hygiene: dirty or ambiguous notebooks are named and fail the lint."""
+"""helpers.study.hygiene: dirty or ambiguous notebooks are named and fail the lint."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook, new_output
 
-from helpers import notebook_hygiene
 from helpers.paths import NOTEBOOKS_DIR
+from helpers.study import hygiene as notebook_hygiene
 
 
 def write(path: Path, parameter_cells: int = 1, executed: bool = False) -> Path:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from helpers.stack import port_from_environment, port_variable
+from helpers.serving.stack import port_from_environment, port_variable
 
 
 def test_the_variable_is_compose_s_name() -> None:

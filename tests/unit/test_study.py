@@ -11,7 +11,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
-from helpers import study
+from helpers.study import driver as study
 
 
 def tiny_notebook(path: Path, parameters: str, *cells: str) -> Path:

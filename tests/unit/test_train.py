@@ -1,4 +1,4 @@
-"""helpers.train: the seed's grid, reproducible, accurate, and described by its manifest."""
+"""helpers.model.train: the seed's grid, reproducible, accurate, and described by its manifest."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_iris
 
-from helpers import manifest, train
+from helpers.model import manifest, train
 
 
 def test_best_params_are_reproducible_run_to_run() -> None:

@@ -3,7 +3,7 @@
 For the pickle this is the line between loading a model and running arbitrary code: the
 bytes are hashed and compared with `manifest["artifacts"][basename]["sha256"]` first, and only
 a match is handed to the loader. The manifest also supplies the labels and the feature order,
-so no service hard-codes them. Schema: helpers/manifest.py (read here, never imported).
+so no service hard-codes them. Schema: helpers/model/manifest.py (read here, never imported).
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """The seed post's qualitative claims, each checked against our own numbers by a function.
 
 The notebook never types a verdict: each function below takes the measured per-service table
-(`helpers.metrics.service_metrics`) or time series and returns a Verdict computed from them, so
-a re-run with other numbers can overturn a claim. The claims are paraphrased from the seed:
+(`helpers.analysis.metrics.service_metrics`) or time series and returns a Verdict computed
+from them, so a re-run with other numbers can overturn a claim. The claims are paraphrased from the seed:
 Go + ONNX Runtime needs the least memory and CPU, FastAPI + pickle the most; Go's p95 latency
 stays flat while the load ramps up; every service keeps up with the ramp (RPM follows it).
 """

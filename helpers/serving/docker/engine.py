@@ -22,9 +22,9 @@ Why these daemon flags (`OWNED_ENGINE_FLAGS`):
 Both a plain engine and this one were seen to run compose networks here; this one changes the
 least on the host.
 
-    python -m helpers.docker_engine start   # prints `export DOCKER_HOST=...`
-    python -m helpers.docker_engine status
-    python -m helpers.docker_engine stop
+    python -m helpers.serving.docker.engine start   # prints `export DOCKER_HOST=...`
+    python -m helpers.serving.docker.engine status
+    python -m helpers.serving.docker.engine stop
 """
 
 from __future__ import annotations
@@ -412,7 +412,7 @@ def docker_engine(engine_dir: Path = DEFAULT_ENGINE_DIR) -> Iterator[DockerEngin
 
 def _main(argv: list[str]) -> int:
     if not argv or argv[0] not in {"start", "stop", "status"}:
-        print("usage: python -m helpers.docker_engine {start|stop|status}", file=sys.stderr)
+        print("usage: python -m helpers.serving.docker.engine {start|stop|status}", file=sys.stderr)
         return 2
     command = argv[0]
     if command == "stop":

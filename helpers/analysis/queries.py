@@ -1,6 +1,6 @@
 """Every PromQL query of the study, named, in one place.
 
-The notebooks (through `helpers.metrics`) and the Grafana dashboard (generated from these dicts
+The notebooks (through `helpers.analysis.metrics`) and the Grafana dashboard (generated from these dicts
 by the docker backend) ask Prometheus the very same questions, so a number in the report and a
 line in Grafana cannot silently differ. Importing this module has no side effects.
 

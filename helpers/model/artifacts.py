@@ -2,7 +2,7 @@
 
 Notebooks 01–02 are the documented way to produce them; this is the shortcut for tools that
 need a model from a fresh clone (`make bench`, and `make test` before `go test`, whose tests
-read `artifacts/`): `python -m helpers.artifacts [DIR]`.
+read `artifacts/`): `python -m helpers.model.artifacts [DIR]`.
 """
 
 from __future__ import annotations
@@ -10,8 +10,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from helpers import convert, paths, train
-from helpers import manifest as manifest_io
+from helpers import paths
+from helpers.model import convert, train
+from helpers.model import manifest as manifest_io
 
 REQUIRED = (manifest_io.MANIFEST_NAME, "model.pkl", "model.onnx", "model_zipmap.onnx")
 

@@ -259,7 +259,7 @@ def open_cgroup(name: str, relpath: str, layout: Layout | None = None) -> Cgroup
 
 
 def join_before_exec(cgroup: Cgroup) -> Callable[[], None]:
-    """A callable for `helpers.process.start(before_exec=[...])`: the child joins `cgroup`.
+    """A callable for `helpers.serving.process.start(before_exec=[...])`: the child joins `cgroup`.
 
     It runs in the forked child before exec, so the service's program starts inside its
     limits. Paths are computed here, in the parent, so the child only opens and writes. For

@@ -18,8 +18,8 @@ import onnxruntime as ort
 import pandas as pd
 from sklearn.pipeline import Pipeline
 
-from helpers import convert, train
-from helpers import manifest as manifest_io
+from helpers.model import convert, train
+from helpers.model import manifest as manifest_io
 
 SKLEARN, ONNXRUNTIME = "sklearn predict_proba", "onnxruntime run"
 

@@ -23,7 +23,7 @@ from sklearn.model_selection import GridSearchCV, train_test_split
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
-from helpers import manifest as manifest_io
+from helpers.model import manifest as manifest_io
 
 FEATURE_NAMES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
 # Iris' own target names prefixed as in the seed's API ("iris-setosa", ...).

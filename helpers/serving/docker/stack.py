@@ -3,19 +3,19 @@
 `start_stack("docker", run_dir=..., artifacts_dir=...)` (or `make study BACKEND=docker`) does,
 in order, and tears down whatever it started if any step fails:
 
-1. **Engine** — `helpers.docker_engine.ensure_engine()`: the running engine (`DOCKER_HOST`, the
+1. **Engine** — `helpers.serving.docker.engine.ensure_engine()`: the running engine (`DOCKER_HOST`, the
    default socket) is borrowed; where none runs but `dockerd` is installed and we are root, a
    private one is started under `.build/docker-engine` and stopped again by `stop()`.
 2. **Images** (`STUDY_DOCKER_IMAGES`, see `choose_images`) — the pinned images of the compose
    file when they are present or can be pulled; local stand-ins made by
-   `helpers.docker_images.prepare` (debootstrap + host binaries, no registry) when they cannot,
+   `helpers.serving.docker.images.prepare` (debootstrap + host binaries, no registry) when they cannot,
    or always with `STUDY_DOCKER_IMAGES=local`. Every choice is logged. The three APIs are built
    from their Dockerfiles through the Docker SDK (classic builder, layer cache kept by the
    engine), with the chosen base images as build args.
 3. **Topology** — the compose file's services that can exist here: the three APIs and Prometheus
    always; the OpenTelemetry collector, cAdvisor and Grafana when their images are there. Without
    the collector, `docker-compose.scrape.yaml` makes Prometheus scrape the APIs directly (same
-   names and labels). Without cAdvisor, `helpers.cgroup_exporter` runs on the host against each
+   names and labels). Without cAdvisor, `helpers.serving.exporter` runs on the host against each
    container's cgroup (found through its init process' /proc/<pid>/cgroup, so v1 and v2 and
    either cgroup driver work) and publishes cAdvisor's `container_*` names with `name` = service.
    It listens on the compose network's gateway address — the host side of the project's bridge —
@@ -24,7 +24,7 @@ in order, and tears down whatever it started if any step fails:
 4. **Compose up** (`docker compose` v2 when present, else `docker-compose` v1;
    `-p onnx-serving-study`) with a per-run override (`run_dir/stack/docker-compose.run.yaml`)
    that bind-mounts the run's Prometheus config and TSDB (`run_dir/prometheus/data`, written as
-   the calling user, so `helpers.prometheus.open_for_analysis` reads it afterwards).
+   the calling user, so `helpers.serving.prometheus.open_for_analysis` reads it afterwards).
 5. **Readiness** by polling: each API's /healthz (failing fast if its container exits),
    Prometheus' /-/ready, then every scrape target up once.
 6. **Limits read back** from `docker inspect` (NanoCpus or CpuQuota/CpuPeriod, Memory): compose
@@ -62,11 +62,12 @@ from typing import Any
 import httpx
 import yaml
 
-from helpers import net, paths, process
-from helpers import prometheus as prometheus_helpers
-from helpers.docker_engine import DockerEngine, EngineUnavailable, ensure_engine
-from helpers.services import SERVICE_NAMES
-from helpers.stack import (
+from helpers import net, paths
+from helpers.serving import process
+from helpers.serving import prometheus as prometheus_helpers
+from helpers.serving.docker.engine import DockerEngine, EngineUnavailable, ensure_engine
+from helpers.serving.services import SERVICE_NAMES
+from helpers.serving.stack import (
     DEFAULT_PROMETHEUS_PORT,
     EXPORTER_KEY,
     HOST,
@@ -191,7 +192,7 @@ def choose_images(
     `STUDY_DOCKER_IMAGES` (or `mode`):
     - `registry`: the compose file's pinned images (or the user's `*_IMAGE` variables), pulled
       if missing; a missing required image is an error.
-    - `local`: local stand-ins from `helpers.docker_images.prepare` for every required image
+    - `local`: local stand-ins from `helpers.serving.docker.images.prepare` for every required image
       (debootstrap + this host's binaries, no registry at all).
     - `auto` (default): `registry` where it works; each required image that is neither present
       nor pullable is replaced by its local stand-in, and the log says so. A user's explicit
@@ -228,7 +229,7 @@ def choose_images(
             stand_ins_needed.append(variable)
             reasons[variable] = f"local stand-in: {name} {why}"
     if stand_ins_needed:
-        from helpers import docker_images
+        from helpers.serving.docker import images as docker_images
 
         log(f"making local stand-in images for {', '.join(stand_ins_needed)} (cached)")
         try:
@@ -354,7 +355,7 @@ def render_prometheus_config(
         )
     config["scrape_configs"] = jobs
     header = (
-        f"# Written by helpers.docker_stack for this run from {base.relative_to(paths.REPO_ROOT)}"
+        f"# Written by helpers.serving.docker.stack for this run from {base.relative_to(paths.REPO_ROOT)}"
         "\n# (jobs of absent services dropped; the host cgroup exporter added if cAdvisor is "
         "absent).\n"
     )
@@ -365,7 +366,7 @@ def render_prometheus_config(
 
 
 class ContainerProcess:
-    """A container that quacks like `helpers.process.ManagedProcess` for `helpers.loadtest`:
+    """A container that quacks like `helpers.serving.process.ManagedProcess` for `helpers.load.loadtest`:
     `alive()`, `stop()` → exit status, `wait()`, `log_path` (followed live by a thread),
     `log_tail()`, `pid` (the container's init process on the host, 0 if unknown) and
     `cpu_seconds()` (the container's cgroup CPU time from the engine's stats, so it is right
@@ -624,7 +625,7 @@ class DockerStack(Stack):
         }
         path = self.stack_dir / "docker-compose.run.yaml"
         path.write_text(
-            "# Written by helpers.docker_stack: this run's Prometheus config and data.\n"
+            "# Written by helpers.serving.docker.stack: this run's Prometheus config and data.\n"
             + yaml.safe_dump(override, sort_keys=False)
         )
         return path
@@ -797,7 +798,7 @@ class DockerStack(Stack):
         gateway = self._network_gateway()
         port = net.free_port(gateway)
         self.exporter_target = f"{gateway}:{port}"
-        argv = [sys.executable, "-m", "helpers.cgroup_exporter", "--host", gateway]
+        argv = [sys.executable, "-m", "helpers.serving.exporter", "--host", gateway]
         argv += ["--port", str(port), *cgroup_args]
         self.exporter = process.start(
             EXPORTER_KEY, argv, self.logs_dir / f"{EXPORTER_KEY}.log", cwd=paths.REPO_ROOT

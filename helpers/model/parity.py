@@ -21,8 +21,8 @@ import pandas as pd
 from sklearn.datasets import load_iris
 from sklearn.pipeline import Pipeline
 
-from helpers import convert, train
-from helpers import manifest as manifest_io
+from helpers.model import convert, train
+from helpers.model import manifest as manifest_io
 
 TOLERANCE = 1e-5  # max |p_onnx - p_sklearn|: float32 arithmetic stays far below it
 ONNX_FILES = ("model.onnx", "model_zipmap.onnx")

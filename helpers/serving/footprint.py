@@ -12,7 +12,7 @@ Prometheus keeps scraping every service once per second meanwhile; that cost lan
 same cgroup (as it does under Docker), so it is measured separately ("scrape CPU/s", over a
 window with no requests) and printed next to it rather than silently included or dropped.
 
-    python -m helpers.bench_services [--requests 1000]
+    python -m helpers.serving.footprint [--requests 1000]
 """
 
 from __future__ import annotations
@@ -26,9 +26,10 @@ from pathlib import Path
 
 import httpx
 
-from helpers import cgroups, paths, stack
+from helpers import paths
 from helpers.net import free_port
-from helpers.services import SERVICE_NAMES
+from helpers.serving import cgroups, stack
+from helpers.serving.services import SERVICE_NAMES
 
 MIB = 1024 * 1024
 WARMUP_REQUESTS = 50

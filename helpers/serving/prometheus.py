@@ -28,7 +28,8 @@ from string import Template
 
 import httpx
 
-from helpers import net, paths, process
+from helpers import net, paths
+from helpers.serving import process
 
 SCRAPE_INTERVAL_S = 1.0
 TEMPLATE = paths.OBSERVABILITY_DIR / "prometheus" / "prometheus.local.yml"

@@ -24,9 +24,9 @@ from typing import Any, Protocol
 import httpx
 import pandas as pd
 
-from helpers import manifest as manifest_io
 from helpers import net, paths
-from helpers.process import ManagedProcess
+from helpers.model import manifest as manifest_io
+from helpers.serving.process import ManagedProcess
 
 PROFILES_FILE = paths.K6_DIR / "profiles.json"
 SEED_SCRIPT = paths.K6_DIR / "seed.js"
@@ -40,7 +40,7 @@ START_STOP_MARGIN_S = 60.0
 
 
 class LoadGeneratorStack(Protocol):
-    """What this module needs from `helpers.stack.Stack` (either backend)."""
+    """What this module needs from `helpers.serving.stack.Stack` (either backend)."""
 
     run_dir: Path
     load_target_urls: dict[str, str]

@@ -1,6 +1,6 @@
 """The study's figures: the seed's four panels, client-vs-server latency, and the summary table.
 
-Every figure takes tidy DataFrames from `helpers.metrics` (so it can be tested on data made up
+Every figure takes tidy DataFrames from `helpers.analysis.metrics` (so it can be tested on data made up
 in a test), draws one line per service in a fixed colour, labels axes with units, and is saved
 as PNG under `run_dir/plots/` as well as shown inline.
 """

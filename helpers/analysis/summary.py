@@ -25,7 +25,7 @@ from typing import Any
 
 import pandas as pd
 
-from helpers import manifest as manifest_io
+from helpers.model import manifest as manifest_io
 
 SUMMARY_NAME = "summary.json"
 PARITY_CANDIDATES = ("model/parity.json", "parity.json")

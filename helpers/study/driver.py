@@ -30,7 +30,7 @@ import papermill
 from nbconvert import HTMLExporter
 
 from helpers import paths
-from helpers.loadtest import MODE_CHOICES
+from helpers.load.loadtest import MODE_CHOICES
 
 NOTEBOOKS: list[str] = [
     "01_train_model",

@@ -24,8 +24,10 @@ from typing import Any
 
 import pandas as pd
 
-from helpers import loadtest, metrics, net, paths, queries
-from helpers.loadtest import LoadGeneratorStack
+from helpers import net, paths
+from helpers.analysis import metrics, queries
+from helpers.load import loadtest
+from helpers.load.loadtest import LoadGeneratorStack
 
 SCRIPT = paths.K6_DIR / "capacity.js"
 P95_MS, ERROR_RATE, DROPPED_RATIO = 25.0, 0.001, 0.01
@@ -309,7 +311,7 @@ def bench_section(args: Any) -> None:
     table and the ratios. The whole section stays within BENCH_BUDGET_S plus start/stop."""
     from datetime import UTC, datetime
 
-    from helpers.stack import start_stack
+    from helpers.serving.stack import start_stack
 
     run_dir = paths.RESULTS_DIR / f"bench-capacity-{datetime.now(UTC):%Y%m%d-%H%M%S}"
     artifacts_dir = Path(getattr(args, "artifacts_dir", paths.ARTIFACTS_DIR)).resolve()

@@ -1,6 +1,6 @@
 """How each of the three services is started as a process: one place for the command lines.
 
-Both the contract tests and the local backend of `helpers.stack` start services from these
+Both the contract tests and the local backend of `helpers.serving.stack` start services from these
 specs, so a service is launched the same way wherever it runs. Services never import
 `helpers`; this module only knows their command lines and environment variables
 (services/CONTRACT.md).

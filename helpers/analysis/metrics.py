@@ -1,9 +1,9 @@
 """Prometheus → tidy DataFrames, per service, over the time windows of a finished load test.
 
 Analysis reads only Prometheus (the run's own TSDB, reopened by
-`helpers.prometheus.open_for_analysis`) and run-folder files (k6's summaries and the load-test
+`helpers.serving.prometheus.open_for_analysis`) and run-folder files (k6's summaries and the load-test
 index) — never the stack — so it works the same for both backends and for a run re-analysed
-months later. The PromQL comes from `helpers.queries`; this module only picks time ranges,
+months later. The PromQL comes from `helpers.analysis.queries`; this module only picks time ranges,
 steps and windows, and reshapes the answers.
 
 Tidy means one row per (time, service, metric) for time series, one row per service for totals.
@@ -20,8 +20,8 @@ import httpx
 import numpy as np
 import pandas as pd
 
-from helpers import queries
-from helpers.loadtest import Phase
+from helpers.analysis import queries
+from helpers.load.loadtest import Phase
 
 HTTP_TIMEOUT_S = 30.0
 
@@ -119,7 +119,7 @@ def planned_rpm(
     """The offered rate (req/min) k6 was told to send, averaged over the same rate window as
     the measured RPM — so "served vs planned" compares like with like, and the end of a ramp
     is not mistaken for a shortfall."""
-    from helpers.loadtest import get_profile
+    from helpers.load.loadtest import get_profile
 
     profile = get_profile(phase.profile)
     seconds = pd.Timedelta(window or choose_window(end - start)).total_seconds()

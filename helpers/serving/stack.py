@@ -4,17 +4,17 @@ Notebooks and helpers code against `Stack` and `start_stack(backend=...)` and ne
 the backend. Two backends fill the interface:
 - `local` (here, the default): each service a process on 127.0.0.1 in its own cgroup limited
   to 0.5 CPU / 128 MiB, joined *before* exec as in a container; the real Prometheus binary
-  scrapes the services and `helpers.cgroup_exporter` (cAdvisor's metric names); k6 is a process.
+  scrapes the services and `helpers.serving.exporter` (cAdvisor's metric names); k6 is a process.
 - `docker`: docker-compose.yaml — registered in `_BACKENDS` by the Docker module.
 
 Everything a run produces lands in its run folder:
     run_dir/stack/stack.json        endpoints, pids, cgroups, limits read back, versions
     run_dir/stack/logs/<name>.log   each process's stdout+stderr
-    run_dir/prometheus/data/        the TSDB (reopen with helpers.prometheus.open_for_analysis)
+    run_dir/prometheus/data/        the TSDB (reopen with helpers.serving.prometheus.open_for_analysis)
 
 Teardown is guaranteed on every path: `stop()` is idempotent and runs from the context
 manager, on any exception during start-up (KeyboardInterrupt included), and at interpreter
-exit (atexit). If the kernel itself is killed, PR_SET_PDEATHSIG (helpers.process) kills the
+exit (atexit). If the kernel itself is killed, PR_SET_PDEATHSIG (helpers.serving.process) kills the
 children, and the next `start_stack` removes the empty cgroups left behind.
 """
 
@@ -38,8 +38,9 @@ from typing import Any
 
 import httpx
 
-from helpers import cgroups, net, paths, process, prometheus
-from helpers.services import ServiceSpec, all_services
+from helpers import net, paths
+from helpers.serving import cgroups, process, prometheus
+from helpers.serving.services import ServiceSpec, all_services
 
 HOST = "127.0.0.1"
 EXPORTER_KEY = "cgroup-exporter"
@@ -130,8 +131,8 @@ BackendStarter = Callable[..., Stack]
 # name -> "module:function"; imported only when chosen, so the local backend never imports
 # the Docker SDK. A starter is called as starter(run_dir=..., artifacts_dir=..., ports=...).
 _BACKENDS: dict[str, str] = {
-    "local": "helpers.stack:start_local_stack",
-    "docker": "helpers.docker_stack:start_docker_stack",
+    "local": "helpers.serving.stack:start_local_stack",
+    "docker": "helpers.serving.docker.stack:start_docker_stack",
 }
 _PLANNED: dict[str, str] = {}  # name -> why a known backend cannot be used yet
 
@@ -357,7 +358,7 @@ class LocalStack(Stack):
             )
 
     def _start_exporter(self) -> None:
-        argv = [sys.executable, "-m", "helpers.cgroup_exporter", "--host", HOST]
+        argv = [sys.executable, "-m", "helpers.serving.exporter", "--host", HOST]
         argv += ["--port", str(self.ports[EXPORTER_KEY])]
         for name, group in self.cgroups.items():
             if group.enforced:
@@ -527,7 +528,7 @@ def start_local_stack(
     cpu_cores: float | None = cgroups.DEFAULT_CPU_CORES,
     memory_bytes: int | None = cgroups.DEFAULT_MEMORY_BYTES,
 ) -> LocalStack:
-    """The local backend's starter. `services` (default: the three of helpers.services) lets
+    """The local backend's starter. `services` (default: the three of helpers.serving.services) lets
     tests start stand-ins; the limits default to the study's budget, 0.5 CPU / 128 MiB."""
     return LocalStack(
         run_dir,

@@ -1,4 +1,4 @@
-"""Check committed notebooks are clean: `python -m helpers.notebook_hygiene notebooks`.
+"""Check committed notebooks are clean: `python -m helpers.study.hygiene notebooks`.
 
 Committed notebooks are templates the study runs, not results: outputs and execution
 counts would make every run a diff and could leak a stale result into a reader's view, and
@@ -40,7 +40,7 @@ def problems(path: Path) -> list[str]:
 def main(argv: Sequence[str] | None = None) -> int:
     folders = [Path(arg) for arg in (sys.argv[1:] if argv is None else argv)]
     if not folders or any(not folder.is_dir() for folder in folders):
-        print("usage: python -m helpers.notebook_hygiene FOLDER [FOLDER …]", file=sys.stderr)
+        print("usage: python -m helpers.study.hygiene FOLDER [FOLDER …]", file=sys.stderr)
         return 2
     notebooks = sorted(
         path

@@ -5,9 +5,9 @@ is no container runtime, so this exporter reads the services' cgroups itself and
 same metric names with the same meanings (label `name` = service name), and one set of PromQL
 queries serves both backends.
 
-    python -m helpers.cgroup_exporter --port 9400 \\
+    python -m helpers.serving.exporter --port 9400 \\
         --cgroup go-api-onnx=onnx-study/run-1/go-api-onnx [--cgroup NAME=PATH ...]
-    python -m helpers.cgroup_exporter --port 9400 --config cgroups.json   # {"name": "path"}
+    python -m helpers.serving.exporter --port 9400 --config cgroups.json   # {"name": "path"}
 
 PATH is relative to the hierarchy roots (v1: the same path under each controller mount).
 Values are read at scrape time — no background polling, no stale cache.
@@ -32,7 +32,7 @@ from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from helpers import cgroups
+from helpers.serving import cgroups
 
 
 class CgroupCollector(Collector):

@@ -29,7 +29,7 @@ differ:
 Everything is keyed by a hash of its inputs and skipped when already there, so a second run
 takes seconds. `prepare()` returns the environment for docker-compose (`PYTHON_IMAGE`, …).
 
-    python -m helpers.docker_images prepare     # prints `export PYTHON_IMAGE=...` lines
+    python -m helpers.serving.docker.images prepare     # prints `export PYTHON_IMAGE=...` lines
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from helpers import paths
-from helpers.manifest import sha256_of
+from helpers.model.manifest import sha256_of
 
 SUITE = "bookworm"
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
@@ -562,9 +562,9 @@ def prepare(client, which: Iterable[str] = COMPOSE_IMAGE_VARIABLES) -> dict[str,
 
 def _main(argv: list[str]) -> int:
     if argv != ["prepare"]:
-        print("usage: python -m helpers.docker_images prepare", file=sys.stderr)
+        print("usage: python -m helpers.serving.docker.images prepare", file=sys.stderr)
         return 2
-    from helpers.docker_engine import EngineUnavailable, ensure_engine
+    from helpers.serving.docker.engine import EngineUnavailable, ensure_engine
 
     try:
         engine = ensure_engine()

@@ -16,7 +16,7 @@ from skl2onnx import to_onnx
 from skl2onnx.common.data_types import FloatTensorType
 from sklearn.pipeline import Pipeline
 
-from helpers import manifest as manifest_io
+from helpers.model import manifest as manifest_io
 
 INPUT_NAME = "float_input"
 # The newest opset both skl2onnx 1.20 emits and onnxruntime 1.31 runs.
