@@ -87,11 +87,31 @@ def _json(content: Any) -> Response:
     )
 
 
-def create_app(settings: Settings, predictor: Predictor, artifact: VerifiedArtifact) -> FastAPI:
-    """The app for one loaded model. No global state: everything hangs off this closure."""
+def _fixed_predictions(
+    renderer: Renderer, warmup: np.ndarray, stage: str
+) -> tuple[bytes, bytes] | None:
+    """The stage's canned answers (one prediction, and its `{"predictions": [...]}` framing
+    prefix), rendered once from the warm-up prediction; None for `full`."""
+    if stage == "full":
+        return None
+    prediction = _json(renderer.predictions(warmup[:1], batch=False)[0]).body
+    return bytes(prediction), b'{"predictions":['
+
+
+def create_app(
+    settings: Settings, predictor: Predictor, artifact: VerifiedArtifact, warmup: np.ndarray
+) -> FastAPI:
+    """The app for one loaded model. No global state: everything hangs off this closure.
+
+    `warmup` is the start-up prediction (`check_predictor`): the fixed answer of the
+    measurement stages `parse` and `noop` (PREDICT_STAGE, see `add_prediction_routes`).
+    """
     renderer = Renderer(artifact.class_labels)
-    health = Health(model_sha256=artifact.sha256, runtime=predictor.runtime)
-    health_body = health.model_dump_json().encode()
+    health = Health(model_sha256=artifact.sha256, runtime=predictor.runtime).model_dump()
+    if settings.predict_stage != "full":
+        # Only then: a default deployment's /healthz is exactly the contract's three keys.
+        health["predict_stage"] = settings.predict_stage
+    health_body = json.dumps(health, separators=(",", ":")).encode()
 
     app = FastAPI(
         title=settings.service_name,
@@ -101,8 +121,8 @@ def create_app(settings: Settings, predictor: Predictor, artifact: VerifiedArtif
         redoc_url=None,
         # `/predict/` must be a 404 like everywhere else, not a redirect to `/predict`.
         redirect_slashes=False,
-        # FastAPI's built-in telemetry stays off: the OpenTelemetry FastAPI instrumentation
-        # (iris_serving.telemetry) records the histogram, and two recorders would double it.
+        # FastAPI's built-in telemetry stays off: iris_serving.telemetry records the
+        # histogram, and two recorders would double it.
         telemetry={"tracing": False, "metrics": False, "logs": False},
         exception_handlers={
             ContractError: contract_error_handler,
@@ -110,17 +130,7 @@ def create_app(settings: Settings, predictor: Predictor, artifact: VerifiedArtif
             Exception: internal_error_handler,
         },
     )
-
-    @app.post("/predict")
-    async def predict(request: Request) -> Response:
-        instance = validate(Instance, parse_json_object(await read_body(request)))
-        return _json(renderer.predictions(predictor.predict(_rows([instance])), batch=False)[0])
-
-    @app.post("/predict/batch")
-    async def predict_batch(request: Request) -> Response:
-        batch = validate(BatchRequest, parse_json_object(await read_body(request)))
-        probabilities = predictor.predict(_rows(batch.instances))
-        return _json({"predictions": renderer.predictions(probabilities, batch=True)})
+    add_prediction_routes(app, settings.predict_stage, predictor, renderer, warmup)
 
     @app.get("/healthz")
     async def healthz() -> Response:
@@ -129,17 +139,84 @@ def create_app(settings: Settings, predictor: Predictor, artifact: VerifiedArtif
     return app
 
 
-def check_predictor(predictor: Predictor, artifact: VerifiedArtifact) -> None:
+def add_prediction_routes(
+    app: FastAPI, stage: str, predictor: Predictor, renderer: Renderer, warmup: np.ndarray
+) -> None:
+    """POST /predict and /predict/batch for one PREDICT_STAGE (the overhead ladder's rungs).
+
+    - `full`: the contract — read, parse, validate, run the model, render.
+    - `parse`: read, parse and validate exactly as `full` (every error answer is the same),
+      then answer the warm-up prediction without running the model (a batch gets one copy
+      per instance).
+    - `noop`: read the body off the socket and answer the warm-up prediction without looking
+      at the body at all (a batch gets one prediction, whatever it held): the floor the
+      server stack costs on its own.
+    Telemetry is not a stage: the ladder's last rung is `full` with metrics on and off.
+    """
+    fixed = _fixed_predictions(renderer, warmup, stage)
+    if fixed is None:
+
+        @app.post("/predict")
+        async def predict(request: Request) -> Response:
+            instance = validate(Instance, parse_json_object(await read_body(request)))
+            probabilities = predictor.predict(_rows([instance]))
+            return _json(renderer.predictions(probabilities, batch=False)[0])
+
+        @app.post("/predict/batch")
+        async def predict_batch(request: Request) -> Response:
+            batch = validate(BatchRequest, parse_json_object(await read_body(request)))
+            probabilities = predictor.predict(_rows(batch.instances))
+            return _json({"predictions": renderer.predictions(probabilities, batch=True)})
+
+        return
+
+    one, batch_prefix = fixed
+    one_batch = batch_prefix + one + b"]}"
+    if stage == "parse":
+
+        @app.post("/predict")
+        async def predict_parse(request: Request) -> Response:
+            validate(Instance, parse_json_object(await read_body(request)))
+            return Response(one, media_type="application/json")
+
+        @app.post("/predict/batch")
+        async def predict_batch_parse(request: Request) -> Response:
+            batch = validate(BatchRequest, parse_json_object(await read_body(request)))
+            body = batch_prefix + b",".join([one] * len(batch.instances)) + b"]}"
+            return Response(body, media_type="application/json")
+
+        return
+
+    @app.post("/predict")
+    async def predict_noop(request: Request) -> Response:
+        await request.body()
+        return Response(one, media_type="application/json")
+
+    @app.post("/predict/batch")
+    async def predict_batch_noop(request: Request) -> Response:
+        await request.body()
+        return Response(one_batch, media_type="application/json")
+
+
+def check_predictor(predictor: Predictor, artifact: VerifiedArtifact) -> np.ndarray:
     """One prediction at start-up: proves the model runs and matches the manifest's labels.
 
     Also warms the runtime (first-call allocations), so the first request and the RSS measured
-    after start both reflect the steady state.
+    after start both reflect the steady state. Returns the probabilities for one instance
+    with every feature missing (what the stages `parse` and `noop` answer); a model that
+    cannot score it is a ConfigError.
     """
     row = np.full((1, len(artifact.feature_names)), np.nan)
-    probabilities = predictor.predict(row)
+    probabilities = np.asarray(predictor.predict(row))
     expected = (1, len(artifact.class_labels))
     if probabilities.shape != expected:
         raise ConfigError(
             f"{artifact.path} predicts shape {probabilities.shape}; expected {expected} "
             f"for the manifest's labels {list(artifact.class_labels)}"
         )
+    if not np.isfinite(probabilities).all():
+        raise ConfigError(
+            f"{artifact.path} predicts {probabilities.tolist()} for an all-missing instance; "
+            "expected finite probabilities"
+        )
+    return probabilities

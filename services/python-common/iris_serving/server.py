@@ -3,12 +3,14 @@
     settings from env ─ manifest + sha256 ─ load model ─ warm-up ─ app + metrics ─ uvicorn
     (any failure before uvicorn: one line on stderr, exit 2, nothing bound)
 
-uvicorn runs with uvloop and httptools: measured on this machine they nearly double what
-FastAPI serves per CPU second compared with asyncio + h11, which matters at half a CPU. One
-process, no workers: a second worker would double the memory and share the same half CPU.
-The access log is off: at thousands of requests per second formatting and writing a line per
-request costs CPU comparable to the prediction itself, and every request is already counted
-and timed by the latency histogram.
+uvicorn runs with uvloop and httptools by default: measured on this machine they nearly
+double what FastAPI serves per CPU second compared with asyncio + h11, which matters at half a
+CPU. One process, no workers: a second worker would double the memory and share the same half
+CPU. The access log is off by default: at thousands of requests per second formatting and
+writing a line per request costs CPU comparable to the prediction itself, and every request
+is already counted and timed by the latency histogram. `UVICORN_LOOP=asyncio`,
+`UVICORN_HTTP=h11` and `ACCESS_LOG=1` reproduce the original post's plain `uvicorn.run(app)`
+one factor at a time (services/CONTRACT.md, "Measurement and as-published settings").
 """
 
 from __future__ import annotations
@@ -64,8 +66,8 @@ def prepare(
     settings = Settings.from_env(env, service_name, default_model_file)
     verified = artifact_io.verify(settings.model_path, settings.manifest_path)
     predictor = load_predictor(verified, env)
-    check_predictor(predictor, verified)
-    app = create_app(settings, predictor, verified)
+    warmup = check_predictor(predictor, verified)
+    app = create_app(settings, predictor, verified, warmup)
     telemetry = instrument(settings, app)
     return Service(settings, verified, predictor, app, telemetry)
 
@@ -85,9 +87,9 @@ def run(service: Service) -> None:
         service.app,
         host=settings.host,
         port=settings.port,
-        loop="uvloop",
-        http="httptools",
-        access_log=False,
+        loop=settings.uvicorn_loop,
+        http=settings.uvicorn_http,
+        access_log=settings.access_log,
         server_header=False,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
         log_level="info",
@@ -110,13 +112,20 @@ def main(service_name: str, default_model_file: str, load_predictor: PredictorLo
     except ConfigError as error:
         print(f"{service_name}: {error}", file=sys.stderr)
         return CONFIG_ERROR_EXIT
+    settings = service.settings
     log.info(
-        "%s: %s sha256 %s, runtime %s, metrics %s",
-        service.settings.service_name,
+        "%s: %s sha256 %s, runtime %s, metrics %s, traces %s, predict stage %s, %s + %s, "
+        "access log %s",
+        settings.service_name,
         service.artifact.path,
         service.artifact.sha256,
         service.predictor.runtime,
-        service.settings.metrics_exporter,
+        settings.metrics_exporter,
+        settings.traces_exporter,
+        settings.predict_stage,
+        settings.uvicorn_loop,
+        settings.uvicorn_http,
+        "on" if settings.access_log else "off",
     )
     run(service)
     return 0

@@ -13,9 +13,23 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 MetricsExporter = Literal["prometheus", "otlp", "none"]
 METRICS_EXPORTERS: tuple[MetricsExporter, ...] = ("prometheus", "otlp", "none")
+TracesExporter = Literal["none", "otlp"]
+TRACES_EXPORTERS: tuple[TracesExporter, ...] = ("none", "otlp")
+# A measurement knob for the overhead ladder (iris_serving.app): how much of a prediction
+# request the service does. Only `full` meets the contract for every input.
+PredictStage = Literal["full", "parse", "noop"]
+PREDICT_STAGES: tuple[PredictStage, ...] = ("full", "parse", "noop")
+# The tuned server stack first; the original post ran plain uvicorn, i.e. asyncio + h11.
+UvicornLoop = Literal["uvloop", "asyncio"]
+UVICORN_LOOPS: tuple[UvicornLoop, ...] = ("uvloop", "asyncio")
+UvicornHttp = Literal["httptools", "h11"]
+UVICORN_HTTPS: tuple[UvicornHttp, ...] = ("httptools", "h11")
+# OpenTelemetry's default schedule delay of the BatchSpanProcessor; the post used 3000.
+DEFAULT_BSP_SCHEDULE_DELAY_MS = 5000
 
 
 class ConfigError(Exception):
@@ -46,6 +60,29 @@ def env_choice(env: Mapping[str, str], name: str, default: str, choices: tuple[s
     return raw
 
 
+def env_flag(env: Mapping[str, str], name: str, default: bool) -> bool:
+    """A switch spelled 0 or 1; absent or empty means the default."""
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    if raw not in ("0", "1"):
+        raise ConfigError(f"{name}={raw!r} is not a switch; expected 0 or 1")
+    return raw == "1"
+
+
+def _http_url(env: Mapping[str, str], name: str) -> None:
+    """An OTLP endpoint variable, when set, must be an http(s) URL with a host (the exporter
+    would otherwise fail every export in the background, silently)."""
+    raw = env.get(name, "").strip()
+    if not raw:
+        return
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(
+            f"{name}={raw!r} is not an http(s) URL; expected e.g. http://127.0.0.1:4318"
+        )
+
+
 def _resolvable_host(name: str, host: str) -> str:
     # Checked here so an unresolvable HOST is a config error (exit 2), not a bind failure later.
     if not host:
@@ -71,6 +108,14 @@ class Settings:
     metrics_exporter: MetricsExporter
     prometheus_host: str
     prometheus_port: int
+    # Measurement and as-published settings (CONTRACT.md, last section); the defaults are
+    # the tuned configuration, and the contract suite never sets them.
+    predict_stage: PredictStage = "full"
+    uvicorn_loop: UvicornLoop = "uvloop"
+    uvicorn_http: UvicornHttp = "httptools"
+    access_log: bool = False
+    traces_exporter: TracesExporter = "none"
+    bsp_schedule_delay_ms: int = DEFAULT_BSP_SCHEDULE_DELAY_MS
 
     @classmethod
     def from_env(
@@ -90,6 +135,21 @@ class Settings:
                 f"OTEL_EXPORTER_PROMETHEUS_PORT={prometheus_port} equals PORT; the scrape "
                 "endpoint needs a port of its own"
             )
+        traces_exporter = env_choice(env, "OTEL_TRACES_EXPORTER", "none", TRACES_EXPORTERS)
+        # Read by the SDK too, but validated here so a typo is exit 2, not a silent default.
+        bsp_delay = env_int(
+            env, "OTEL_BSP_SCHEDULE_DELAY", DEFAULT_BSP_SCHEDULE_DELAY_MS, 1, 3_600_000
+        )
+        if "otlp" in (exporter, traces_exporter):
+            for name in (
+                "OTEL_EXPORTER_OTLP_ENDPOINT",
+                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+                "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+            ):
+                _http_url(env, name)
+        stage = env_choice(env, "PREDICT_STAGE", "full", PREDICT_STAGES)
+        loop = env_choice(env, "UVICORN_LOOP", "uvloop", UVICORN_LOOPS)
+        http = env_choice(env, "UVICORN_HTTP", "httptools", UVICORN_HTTPS)
         return cls(
             service_name=env.get("OTEL_SERVICE_NAME", "").strip() or default_service_name,
             host=host,
@@ -99,4 +159,10 @@ class Settings:
             metrics_exporter=exporter,  # type: ignore[arg-type]  # checked by env_choice
             prometheus_host=prometheus_host,
             prometheus_port=prometheus_port,
+            predict_stage=stage,  # type: ignore[arg-type]  # checked by env_choice
+            uvicorn_loop=loop,  # type: ignore[arg-type]
+            uvicorn_http=http,  # type: ignore[arg-type]
+            access_log=env_flag(env, "ACCESS_LOG", False),
+            traces_exporter=traces_exporter,  # type: ignore[arg-type]
+            bsp_schedule_delay_ms=bsp_delay,
         )

@@ -1,10 +1,12 @@
-"""Metrics: the OpenTelemetry FastAPI instrumentation feeding one of three exporters.
+"""Metrics and traces: the OpenTelemetry SDK feeding the exporters the settings choose.
 
-`OTEL_METRICS_EXPORTER` picks the exporter: `prometheus` (local backend: a scrape endpoint,
-`GET /metrics` on OTEL_EXPORTER_PROMETHEUS_HOST:PORT, served by prometheus_client in a thread
-of its own), `otlp` (compose: OTLP/HTTP push to the collector, configured by the standard
-OTEL_EXPORTER_OTLP_* variables), or `none`. Exporter modules are imported only when chosen,
-so a service does not pay memory for the one it does not use.
+`OTEL_METRICS_EXPORTER` picks the metrics exporter: `prometheus` (local backend: a scrape
+endpoint, `GET /metrics` on OTEL_EXPORTER_PROMETHEUS_HOST:PORT, served by prometheus_client in
+a thread of its own), `otlp` (compose: OTLP/HTTP push to the collector, configured by the
+standard OTEL_EXPORTER_OTLP_* variables), or `none`. `OTEL_TRACES_EXPORTER` = `none` (default)
+or `otlp`: a span per request, as the original post had. Exporter modules are imported only
+when chosen, so a service does not pay memory for the one it does not use, and with both
+`none` nothing is installed on the app at all (no middleware, no OpenTelemetry import).
 
 The instrumentation emits the stable HTTP semantic conventions only when
 OTEL_SEMCONV_STABILITY_OPT_IN=http is set before it is imported; without it the histogram
@@ -16,16 +18,19 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
-from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import MetricReader
-from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, View
-from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 
 from iris_serving.settings import Settings
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
 
 log = logging.getLogger("iris_serving")
 
@@ -41,31 +46,51 @@ LATENCY_BUCKETS_S = (
 )  # fmt: skip
 
 
+def _bounded(action: Callable[[], object], seconds: float) -> None:
+    """Run a flush-and-stop in a daemon thread and wait at most `seconds` for it.
+
+    With the collector down an OTLP exporter retries for ~10 s (the tracer provider's
+    shutdown waits up to 30 s) and would outlast Docker's stop timeout; a lost last interval
+    beats a SIGKILL.
+    """
+    worker = threading.Thread(target=action, name="otel-shutdown", daemon=True)
+    worker.start()
+    worker.join(seconds)
+    if worker.is_alive():
+        log.warning("telemetry flush did not finish in %.0f s; exiting without it", seconds)
+
+
 @dataclass
 class Telemetry:
-    """The meter provider and what must be started after start-up and stopped at exit."""
+    """The providers and what must be started after start-up and stopped at exit."""
 
     provider: MeterProvider | None
+    tracer_provider: TracerProvider | None = None
     start: Callable[[], None] = field(default=lambda: None)
     stop_endpoint: Callable[[], None] = field(default=lambda: None)
 
     def shutdown(self) -> None:
         """Flush (otlp: a final export) and stop; called after uvicorn has drained requests."""
+        if self.tracer_provider is not None:
+            _bounded(self.tracer_provider.shutdown, SHUTDOWN_FLUSH_MS / 1000)
         if self.provider is not None:
-            # Bounded: with the collector down, the OTLP exporter would retry for ~10 s and
-            # outlast Docker's stop timeout; a lost last interval beats a SIGKILL.
             self.provider.shutdown(timeout_millis=SHUTDOWN_FLUSH_MS)
         self.stop_endpoint()
 
 
-def instrument(settings: Settings, app: FastAPI) -> Telemetry:
-    """Wire the exporter chosen by OTEL_METRICS_EXPORTER into the app; nothing is bound yet."""
-    if settings.metrics_exporter == "none":
-        return Telemetry(provider=None)
-    os.environ.setdefault("OTEL_SEMCONV_STABILITY_OPT_IN", "http")
-    from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+def _resource(settings: Settings) -> Resource:
+    from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 
-    telemetry = Telemetry(provider=None)
+    return Resource.create({SERVICE_NAME: settings.service_name})
+
+
+def _meter_provider(settings: Settings, telemetry: Telemetry) -> MeterProvider:
+    """The provider for OTEL_METRICS_EXPORTER (prometheus or otlp), with the contract's
+    buckets; its scrape endpoint (prometheus) is opened by `telemetry.start` later."""
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import MetricReader
+    from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, View
+
     readers: list[MetricReader]
     if settings.metrics_exporter == "prometheus":
         import prometheus_client
@@ -93,10 +118,10 @@ def instrument(settings: Settings, app: FastAPI) -> Telemetry:
         # OTEL_EXPORTER_OTLP_ENDPOINT: the standard variables, read by the SDK.
         readers = [PeriodicExportingMetricReader(OTLPMetricExporter())]
 
-    # Not set as the global provider: only the instrumentation below records into it.
-    telemetry.provider = MeterProvider(
+    # Not set as the global provider: only this service's recorder records into it.
+    return MeterProvider(
         metric_readers=readers,
-        resource=Resource.create({SERVICE_NAME: settings.service_name}),
+        resource=_resource(settings),
         views=[
             View(
                 instrument_name="http.server.request.duration",
@@ -104,7 +129,50 @@ def instrument(settings: Settings, app: FastAPI) -> Telemetry:
             )
         ],
     )
+
+
+def _tracer_provider(settings: Settings) -> TracerProvider:
+    """Spans through a BatchSpanProcessor to the OTLP/HTTP exporter (OTEL_TRACES_EXPORTER=otlp).
+
+    The original post exported spans over OTLP/gRPC. This is OTLP/HTTP (protobuf), the same
+    spans and the same batching: `grpcio` alone adds several MiB of resident native code and
+    threads to a process that must fit in 128 MiB, and the HTTP exporter is the one the
+    metrics path already ships. The endpoint comes from the standard
+    OTEL_EXPORTER_OTLP_TRACES_ENDPOINT / OTEL_EXPORTER_OTLP_ENDPOINT (default
+    http://localhost:4318), the schedule delay from OTEL_BSP_SCHEDULE_DELAY (default 5000 ms;
+    the post exported every 3 s).
+    """
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    provider = TracerProvider(resource=_resource(settings))
+    provider.add_span_processor(
+        BatchSpanProcessor(OTLPSpanExporter(), schedule_delay_millis=settings.bsp_schedule_delay_ms)
+    )
+    return provider
+
+
+def instrument(settings: Settings, app: FastAPI) -> Telemetry:
+    """Wire the exporters chosen by the settings into the app; nothing is bound yet."""
+    telemetry = Telemetry(provider=None)
+    metrics_on = settings.metrics_exporter != "none"
+    traces_on = settings.traces_exporter != "none"
+    if not metrics_on and not traces_on:
+        return telemetry  # no middleware at all: "telemetry off" costs nothing per request
+    os.environ.setdefault("OTEL_SEMCONV_STABILITY_OPT_IN", "http")
+    from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+    from opentelemetry.metrics import NoOpMeterProvider
+    from opentelemetry.trace import NoOpTracerProvider
+
+    if metrics_on:
+        telemetry.provider = _meter_provider(settings, telemetry)
+    if traces_on:
+        telemetry.tracer_provider = _tracer_provider(settings)
     FastAPIInstrumentor.instrument_app(
-        app, meter_provider=telemetry.provider, excluded_urls=EXCLUDED_URLS
+        app,
+        meter_provider=telemetry.provider or NoOpMeterProvider(),
+        tracer_provider=telemetry.tracer_provider or NoOpTracerProvider(),
+        excluded_urls=EXCLUDED_URLS,
     )
     return telemetry
