@@ -1,4 +1,10 @@
-"""The pickled scikit-learn pipeline as a `Predictor`.
+"""The pickled scikit-learn classifier as a `Predictor`.
+
+Any fitted classifier with `predict_proba` (a Pipeline ending in logistic regression, a
+forest, boosting, SVC with probability=True, an MLP, kNN…) whose `classes_` map to the
+manifest's labels: integer classes are class ids 0..n-1 (index = class_id, as training on
+iris' integer target gives), string classes are the labels themselves, in any order (the
+columns are then rearranged into the manifest's order once, at load).
 
 The pipeline is fed a float64 numpy array, never a DataFrame: it was fitted on an array, a
 DataFrame would make scikit-learn warn about feature names on every call, and building one
@@ -10,36 +16,83 @@ no longer fits in its 128 MiB.
 from __future__ import annotations
 
 import pickle
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from importlib.metadata import version
+from typing import Any
 
 import numpy as np
 from iris_serving.artifact import VerifiedArtifact
 from iris_serving.settings import ConfigError
 
 
-class SklearnPredictor:
-    """`predict_proba` of the unpickled pipeline (SimpleImputer → StandardScaler → LogReg)."""
+def _label_columns(classes: Sequence[Any], labels: Sequence[str]) -> list[int] | None:
+    """Column of predict_proba for each manifest label, or None when already in order.
 
-    def __init__(self, pipeline: object) -> None:
-        if not hasattr(pipeline, "predict_proba"):
-            raise ConfigError(f"the pickle holds a {type(pipeline).__name__}, not a classifier")
-        self._predict_proba = pipeline.predict_proba
-        self.runtime = f"scikit-learn {version('scikit-learn')}"
+    Raises ConfigError when the classifier's classes are not the manifest's.
+    """
+    values = [c.item() if isinstance(c, np.generic) else c for c in classes]
+    if all(isinstance(c, int) and not isinstance(c, bool) for c in values):
+        if values == list(range(len(labels))):
+            return None
+    elif all(isinstance(c, str) for c in values) and sorted(values) == sorted(labels):
+        columns = [values.index(label) for label in labels]
+        return None if columns == list(range(len(labels))) else columns
+    raise ConfigError(
+        f"the classifier's classes_ are {values}; expected class ids 0..{len(labels) - 1} or "
+        f"the manifest's labels {list(labels)}"
+    )
+
+
+class SklearnPredictor:
+    """`predict_proba` of the unpickled classifier, columns in the manifest's label order."""
+
+    def __init__(
+        self, classifier: object, labels: Sequence[str], feature_names: Sequence[str]
+    ) -> None:
+        if not callable(getattr(classifier, "predict_proba", None)):
+            raise ConfigError(
+                f"the pickle holds a {type(classifier).__name__} without predict_proba; "
+                "expected a fitted classifier (e.g. a Pipeline ending in one)"
+            )
+        classes = getattr(classifier, "classes_", None)
+        if classes is None:
+            raise ConfigError(
+                f"the pickle holds a {type(classifier).__name__} without classes_; expected a "
+                "fitted classifier"
+            )
+        names = getattr(classifier, "feature_names_in_", None)
+        if names is not None and tuple(names) != tuple(feature_names):
+            # Fitted on a DataFrame with other columns (or another order): the array the
+            # service passes would feed the wrong features, silently.
+            raise ConfigError(
+                f"the classifier was fitted on columns {list(names)}; expected the manifest's "
+                f"feature_names {list(feature_names)} in that order"
+            )
+        self._predict_proba = classifier.predict_proba
+        self._columns = _label_columns(list(classes), labels)
+        self.runtime = f"scikit-learn {version('scikit-learn')} ({_describe(classifier)})"
 
     def predict(self, rows: np.ndarray) -> np.ndarray:
-        return self._predict_proba(rows)
+        probabilities = self._predict_proba(rows)
+        return probabilities if self._columns is None else probabilities[:, self._columns]
+
+
+def _describe(classifier: object) -> str:
+    """The final estimator's class name (a Pipeline's last step), for /healthz."""
+    steps = getattr(classifier, "steps", None)
+    final = steps[-1][1] if steps else classifier
+    return type(final).__name__
 
 
 def load_predictor(artifact: VerifiedArtifact, env: Mapping[str, str]) -> SklearnPredictor:
     """Unpickle a file whose sha256 already matched the manifest (the artifact proves it)."""
     try:
         with artifact.path.open("rb") as handle:
-            pipeline = pickle.load(handle)  # safe only because the hash was checked first
+            classifier = pickle.load(handle)  # safe only because the hash was checked first
     except Exception as error:  # a matching hash with an unloadable pickle: wrong environment
         raise ConfigError(
             f"{artifact.path} matches the manifest but cannot be unpickled here "
             f"({type(error).__name__}: {error}); expected scikit-learn "
             f"{artifact.manifest.get('versions', {}).get('scikit-learn', '?')}"
         ) from None
-    return SklearnPredictor(pipeline)
+    return SklearnPredictor(classifier, artifact.class_labels, artifact.feature_names)
