@@ -12,6 +12,9 @@ BACKEND ?= local
 MODE    ?= both
 GO_BIN  := $(BUILD)/go-api-onnx
 GO_SRC  := $(shell find go-api-onnx -name '*.go' -o -name 'go.mod' -o -name 'go.sum' 2>/dev/null)
+OTELCOL_BUILDER_VERSION := v0.165.0
+OTELCOL_MANIFEST := observability/otel-collector/builder.yaml
+OTELCOL_BIN := $(BUILD)/otelcol-study/otelcol-study
 PY_SERVICES := python-api-pkl python-api-onnx
 SVC_STAMPS  := $(foreach s,$(PY_SERVICES),$(SVC_ENV)/$(s)/.installed)
 COMMON_SRC  := $(shell find services/python-common -name '*.py' -o -name 'pyproject.toml' 2>/dev/null)
@@ -25,7 +28,7 @@ help:
 	@echo "make lab    open the notebooks in JupyterLab"
 	@echo "make setup  install everything (idempotent); make clean  remove what setup and runs made"
 
-setup: system-packages $(VENV)/.installed $(SVC_STAMPS) $(GO_BIN)
+setup: system-packages $(VENV)/.installed $(SVC_STAMPS) $(GO_BIN) $(OTELCOL_BIN)
 
 # Debian packages: Prometheus (the real server the study scrapes into), Graphviz (renders the
 # ONNX graph), and for BACKEND=docker and its tests a Docker engine, compose v1 and debootstrap
@@ -59,6 +62,19 @@ $(GO_BIN): $(GO_SRC)
 	@echo ">> go build $(GO_BIN)"
 	@mkdir -p $(BUILD)
 	@cd go-api-onnx && CGO_ENABLED=1 go build -trimpath -o ../$(GO_BIN) ./cmd/api
+
+# The OpenTelemetry Collector (OTLP in, Prometheus exporter out), built from its Go modules by the
+# collector's own builder (ocb) — its image cannot be pulled without a registry. Components and
+# versions: observability/otel-collector/builder.yaml, whose output_path is this directory (run
+# from the repository root). Rebuilt only when the manifest changes; the first build takes minutes.
+# (OTELCOL_* are defined at the top: setup's prerequisites are expanded when it is read.)
+$(OTELCOL_BIN): $(OTELCOL_MANIFEST)
+	@echo ">> collector $(OTELCOL_BIN) (ocb $(OTELCOL_BUILDER_VERSION), $(OTELCOL_MANIFEST))"
+	@mkdir -p $(BUILD)
+	@GOFLAGS="$$GOFLAGS -buildvcs=false" go run go.opentelemetry.io/collector/cmd/builder@$(OTELCOL_BUILDER_VERSION) \
+	  --config $(OTELCOL_MANIFEST) > $(BUILD)/otelcol-study.build.log 2>&1 \
+	  || { tail -n 40 $(BUILD)/otelcol-study.build.log; exit 1; }
+	@touch $@
 
 study: setup
 	$(PY) -m helpers.study --profile $(PROFILE) --backend $(BACKEND) --mode $(MODE)
