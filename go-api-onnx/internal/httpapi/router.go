@@ -1,8 +1,9 @@
-// Package httpapi is the HTTP contract of services/CONTRACT.md: routes, request decoding in the
-// contract's check order, and the error body. It knows the model only through Predictor.
+// Package httpapi is the HTTP contract of services/CONTRACT.md: routes, request checks, the
+// error body. JSON in and out is go-json-experiment/json's. It knows the model via Predictor.
 package httpapi
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -15,6 +16,8 @@ import (
 
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
+	"github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 
 	"onnx-serving-study/go-api-onnx/internal/model"
 )
@@ -48,11 +51,11 @@ var routes = map[string]string{
 }
 
 type api struct {
-	predictor  Predictor
-	features   []string
-	labels     [][]byte
-	healthBody []byte
-	logger     *slog.Logger
+	predictor Predictor
+	features  []string
+	labels    []string
+	health    any
+	logger    *slog.Logger
 }
 
 // NewRouter builds the service's handler.
@@ -66,12 +69,12 @@ func NewRouter(p Predictor, opts Options) http.Handler {
 	a := &api{
 		predictor: p,
 		features:  p.Features(),
-		labels:    encodeLabels(p.Labels()),
-		healthBody: encodeCompact(struct {
+		labels:    p.Labels(),
+		health: struct {
 			Status      string `json:"status"`
 			ModelSHA256 string `json:"model_sha256"`
 			Runtime     string `json:"runtime"`
-		}{"ok", p.SHA256(), opts.Runtime}),
+		}{"ok", p.SHA256(), opts.Runtime},
 		logger: opts.Logger,
 	}
 
@@ -85,14 +88,10 @@ func NewRouter(p Predictor, opts Options) http.Handler {
 	r.Use(opts.Middleware...)
 	r.NotFound(a.notFound)
 	r.MethodNotAllowed(a.methodNotAllowed)
-	r.Get("/healthz", a.health)
+	r.Get("/healthz", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, a.health) })
 	r.Post("/predict", a.predict(false))
 	r.Post("/predict/batch", a.predict(true))
 	return r
-}
-
-func (a *api) health(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, a.healthBody)
 }
 
 func (a *api) notFound(w http.ResponseWriter, r *http.Request) {
@@ -130,21 +129,7 @@ func (a *api) predict(batch bool) http.HandlerFunc {
 			writeError(w, e)
 			return
 		}
-		var out []byte
-		if batch {
-			out = make([]byte, 0, 16+len(predictions)*160)
-			out = append(out, `{"predictions":[`...)
-			for i, p := range predictions {
-				if i > 0 {
-					out = append(out, ',')
-				}
-				out = appendPrediction(out, a.labels, p)
-			}
-			out = append(out, "]}"...)
-		} else {
-			out = appendPrediction(make([]byte, 0, 160), a.labels, predictions[0])
-		}
-		writeJSON(w, http.StatusOK, out)
+		writePredictions(w, a.labels, predictions, batch)
 	}
 }
 
@@ -155,11 +140,10 @@ func unscorable(predictions []model.Prediction, batch bool) *Error {
 	for i, p := range predictions {
 		for _, prob := range p.Probabilities {
 			if math.IsNaN(float64(prob)) || math.IsInf(float64(prob), 0) {
-				field := ""
-				if batch {
-					field = instancesField + "[" + strconv.Itoa(i) + "]"
+				if !batch {
+					i = -1
 				}
-				return validation(field, "the model cannot score this instance: its features are so large that the model's float32 arithmetic overflows")
+				return validation(itemPath(i, ""), "the model cannot score this instance: its features are so large that the model's float32 arithmetic overflows")
 			}
 		}
 	}
@@ -169,28 +153,19 @@ func unscorable(predictions []model.Prediction, batch bool) *Error {
 // decode applies checks 3 (media type) and 4 (size, before reading more than the limit), then
 // DecodePredictRequest's 5–10.
 func (a *api) decode(r *http.Request, batch bool) (Request, *Error) {
-	if !isJSONMediaType(r.Header.Get("Content-Type")) {
+	// application/json with any parameters (e.g. charset=utf-8), case-insensitively
+	if mediaType, _, _ := strings.Cut(r.Header.Get("Content-Type"), ";"); !strings.EqualFold(strings.TrimSpace(mediaType), "application/json") {
 		return Request{}, &Error{Status: http.StatusUnsupportedMediaType, Code: "unsupported_media_type",
 			Message: fmt.Sprintf("Content-Type must be application/json, got %q", r.Header.Get("Content-Type"))}
 	}
 	if r.ContentLength > MaxBodyBytes {
 		return Request{}, tooLarge()
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, MaxBodyBytes+1)) // +1 tells "too large" apart
-	if len(body) > MaxBodyBytes {
-		return Request{}, tooLarge()
-	}
-	if err != nil {
+	body, err := io.ReadAll(io.LimitReader(r.Body, MaxBodyBytes+1)) // +1: DecodePredictRequest's 413
+	if err != nil && len(body) <= MaxBodyBytes {
 		return Request{}, invalidJSON(fmt.Errorf("the body could not be read completely (%v)", err))
 	}
 	return DecodePredictRequest(body, batch, a.features)
-}
-
-// isJSONMediaType accepts application/json with any parameters (e.g. charset=utf-8),
-// case-insensitively, as media types are.
-func isJSONMediaType(contentType string) bool {
-	mediaType, _, _ := strings.Cut(contentType, ";")
-	return strings.EqualFold(strings.TrimSpace(mediaType), "application/json")
 }
 
 func (a *api) internalError(w http.ResponseWriter, r *http.Request, err error) {
@@ -211,4 +186,53 @@ func (a *api) recoverWithContractError(next http.Handler) http.Handler {
 		}()
 		next.ServeHTTP(w, r)
 	})
+}
+
+type prediction struct {
+	Label         string        `json:"label"`
+	ClassID       int           `json:"class_id"`
+	Probabilities probabilities `json:"probabilities"`
+}
+
+// probabilities is a JSON object with the manifest's labels in manifest order.
+type probabilities struct {
+	labels []string
+	values []float32
+}
+
+func (p probabilities) MarshalJSONTo(enc *jsontext.Encoder) error {
+	err := enc.WriteToken(jsontext.BeginObject)
+	for i, label := range p.labels {
+		err = errors.Join(err, enc.WriteToken(jsontext.String(label)), enc.WriteToken(jsontext.Float(float64(p.values[i]))))
+	}
+	return errors.Join(err, enc.WriteToken(jsontext.EndObject))
+}
+
+// writePredictions answers 200 with one prediction (/predict) or {"predictions": [...]}.
+func writePredictions(w http.ResponseWriter, labels []string, predictions []model.Prediction, batch bool) {
+	out := make([]prediction, len(predictions))
+	for i, p := range predictions {
+		out[i] = prediction{labels[p.ClassID], p.ClassID, probabilities{labels, p.Probabilities}}
+	}
+	if batch {
+		writeJSON(w, http.StatusOK, map[string][]prediction{"predictions": out})
+	} else {
+		writeJSON(w, http.StatusOK, out[0])
+	}
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	body, err := json.Marshal(v) // only the types above: fails only on a NaN, which row 11 rules out
+	if err != nil {
+		body, status = []byte(`{"error":{"code":"internal","message":"response not encodable"}}`), http.StatusInternalServerError
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+}
+
+func writeError(w http.ResponseWriter, e *Error) {
+	writeJSON(w, e.Status, map[string]*Error{"error": e})
 }
