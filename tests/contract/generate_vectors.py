@@ -6,9 +6,10 @@
   (iris itself, edge rows, every pattern of missing features, seeded random rows drawn within
   the manifest's `feature_ranges`). Expected outputs are *not* stored: the tests compute them
   from the pickled pipeline, so the vectors stay valid when the model is retrained.
-- `requests.json`: raw HTTP requests with the exact answer the contract fixes — `errors`
-  (status, code, field, Allow), `accepted` (200, predictions compared with scikit-learn) and
-  `unspecified` (the contract fixes nothing; the three services must merely agree).
+- `requests.json`: raw HTTP requests with the answer the contract fixes — `errors` (status,
+  code, field — a list where a body has several mistakes and any of them may be named —, Allow),
+  `accepted` (200, predictions compared with scikit-learn and, numerically within 1e-6, across
+  services) and `unspecified` (the contract fixes nothing; the three services must agree).
 
 The JSON files are the shared data (the Python suite reads them; the Go tests and k6 may too);
 this script only makes them reproducible. `tests/integration/test_contract.py` fails if the
@@ -50,6 +51,8 @@ LATENCY_BUCKETS_S = [
 JSON = {"Content-Type": "application/json"}
 MAX_BODY = 65536
 MAX_BATCH = 1024
+MAX_DEPTH = 64
+PROBABILITY_AGREEMENT = 1e-6  # across services, compared as numbers (their text is free)
 
 # ---------------------------------------------------------------------------------------------
 # instances.json
@@ -159,6 +162,8 @@ def _req(
 def _err(
     vid: str, row: int, about: str, request: dict, status: int, code: str, **extra: Any
 ) -> dict[str, Any]:
+    """An error vector; `field` is the field to name, or a list: a body with several mistakes
+    (of the same, highest-ranked class), and the service may name any of them."""
     expect = {"status": status, "code": code, "field": extra.pop("field", None)}
     expect.update(extra)
     return {"id": vid, "row": row, "about": about, "request": request, "expect": expect}
@@ -403,6 +408,104 @@ def _errors() -> list[dict[str, Any]]:
             "invalid_json",
         )
     )
+    # 5 — I-JSON (RFC 7493) and the nesting limit: rejected by all three, even where the
+    # rest of the body would be a 422 (400 outranks it)
+    deep = lambda n: "[" * n + "]" * n  # noqa: E731
+    for vid, path, text, about in [
+        (
+            "duplicate_key",
+            "/predict",
+            '{"sepal_length": 1, "sepal_length": 7}',
+            "a duplicated member name (I-JSON)",
+        ),
+        (
+            "duplicate_key_same_value",
+            "/predict",
+            '{"sepal_length": 1, "sepal_width": 3, "sepal_length": 1}',
+            "a duplicated member name, even with the same value",
+        ),
+        (
+            "duplicate_key_by_escape",
+            "/predict",
+            '{"sepal_length": 1, "sepal\\u005flength": 1}',
+            "the same name once escaped",
+        ),
+        (
+            "duplicate_key_inside_unknown_value",
+            "/predict",
+            '{"typo": {"a": 1, "a": 2}}',
+            "a duplicate anywhere outranks the unknown key (422)",
+        ),
+        (
+            "duplicate_key_after_wrong_type",
+            "/predict",
+            '{"sepal_length": "x", "sepal_length": 1}',
+            "a duplicate outranks the wrong type (422) of the first occurrence",
+        ),
+        (
+            "batch_duplicate_key_in_item",
+            "/predict/batch",
+            '{"instances": [{}, {"petal_width": 1, "petal_width": 2}]}',
+            "a duplicated member name in a batch item",
+        ),
+        (
+            "batch_duplicate_instances",
+            "/predict/batch",
+            '{"instances": [{}], "instances": [{}]}',
+            "instances twice",
+        ),
+        ("lone_surrogate_key", "/predict", '{"\\ud800": 1}', "an escaped lone surrogate (I-JSON)"),
+        (
+            "lone_surrogate_value",
+            "/predict",
+            '{"sepal_length": "\\udc00"}',
+            "an escaped lone surrogate outranks the wrong type (422)",
+        ),
+        ("nesting_65_levels", "/predict", deep(MAX_DEPTH + 1), "65 arrays inside each other"),
+        (
+            "nesting_65_levels_of_objects",
+            "/predict",
+            '{"a": ' * (MAX_DEPTH + 1) + "1" + "}" * (MAX_DEPTH + 1),
+            "65 objects inside each other",
+        ),
+        (
+            "nesting_65_levels_in_feature",
+            "/predict",
+            f'{{"petal_width": {deep(MAX_DEPTH)}}}',
+            "too deep outranks the wrong type (422)",
+        ),
+        (
+            "batch_nesting_65_levels_in_item",
+            "/predict/batch",
+            f'{{"instances": [{{"typo": {deep(MAX_DEPTH - 2)}}}]}}',
+            "body, instances, item and 62 arrays",
+        ),
+        ("nesting_5000_levels", "/predict", deep(5000), "beyond Python's recursion limit"),
+        (
+            "nan_after_unknown_key",
+            "/predict",
+            '{"typo": 1, "sepal_length": NaN}',
+            "a syntax error after a 422 still answers 400",
+        ),
+        (
+            "trailing_garbage_after_wrong_type",
+            "/predict",
+            '{"sepal_length": "x"} x',
+            "a syntax error after a 422 still answers 400",
+        ),
+    ]:
+        e.append(_err(vid, 5, about, _req("POST", path, {"text": text}), 400, "invalid_json"))
+    bom = B64(b"\xef\xbb\xbf" + json.dumps(SETOSA).encode())
+    e.append(
+        _err(
+            "utf8_bom",
+            5,
+            "a UTF-8 byte-order mark",
+            _req("POST", "/predict", bom),
+            400,
+            "invalid_json",
+        )
+    )
     # 6 — top level not an object
     for path in ("/predict", "/predict/batch"):
         tag = "predict" if path == "/predict" else "batch"
@@ -413,6 +516,7 @@ def _errors() -> list[dict[str, Any]]:
             ("number", "5.1"),
             ("null", "null"),
             ("true", "true"),
+            ("nesting_64_levels", "[" * MAX_DEPTH + "]" * MAX_DEPTH),
         ]:
             e.append(
                 _err(
@@ -435,10 +539,16 @@ def _errors() -> list[dict[str, Any]]:
             "species",
         ),
         ("unknown_key_null", '{"petal_widht": null}', "petal_widht"),
-        ("first_unknown_in_document_order", '{"sepal_length": 5.1, "zzz": 1, "aaa": 2}', "zzz"),
+        ("two_unknown_keys", '{"sepal_length": 5.1, "zzz": 1, "aaa": 2}', ["zzz", "aaa"]),
         ("leading_space_key", '{" sepal_length": 5.1}', " sepal_length"),
         ("non_ascii_key", '{"s\u00e9pal_length": 5.1}', "s\u00e9pal_length"),
         ("instances_on_single_route", '{"instances": [{"sepal_length": 5.1}]}', "instances"),
+        ("surrogate_pair_key", '{"\\ud83d\\ude00": 1}', "\U0001f600"),
+        (
+            "nesting_64_levels_in_unknown_value",
+            f'{{"typo": {"[" * (MAX_DEPTH - 1) + "]" * (MAX_DEPTH - 1)}}}',
+            "typo",
+        ),
     ]:
         e.append(
             _err(
@@ -454,9 +564,13 @@ def _errors() -> list[dict[str, Any]]:
     for vid, text, field in [
         ("in_item", '{"instances": [{}, {"petal_widht": 1.0}]}', "instances[1].petal_widht"),
         ("top_level", '{"instances": [{}], "extra": 1}', "extra"),
-        ("instances_typo", '{"instance": [{}]}', "instance"),
-        ("features_at_top_level", '{"sepal_length": 5.1}', "sepal_length"),
-        ("lowest_index", '{"instances": [{}, {}, {"b": 1}, {"a": 1}]}', "instances[2].b"),
+        ("instances_typo", '{"instance": [{}]}', ["instance", "instances"]),
+        ("features_at_top_level", '{"sepal_length": 5.1}', ["sepal_length", "instances"]),
+        (
+            "two_items",
+            '{"instances": [{}, {}, {"b": 1}, {"a": 1}]}',
+            ["instances[2].b", "instances[3].a"],
+        ),
     ]:
         e.append(
             _err(
@@ -505,13 +619,13 @@ def _errors() -> list[dict[str, Any]]:
         )
     e.append(
         _err(
-            "wrong_type_first_in_document_order",
+            "wrong_type_two_fields",
             8,
-            "the first offending field in document order answers, not feature order",
+            "two wrong types: either may be named",
             _req("POST", "/predict", {"text": '{"petal_width": "x", "sepal_length": "y"}'}),
             422,
             "validation_error",
-            field="petal_width",
+            field=["petal_width", "sepal_length"],
         )
     )
     for vid, text, field in [
@@ -521,9 +635,14 @@ def _errors() -> list[dict[str, Any]]:
             "instances[1].sepal_width",
         ),
         (
-            "lowest_index",
+            "two_items",
             '{"instances": [{}, {"petal_width": true}, {"sepal_length": "a"}]}',
-            "instances[1].petal_width",
+            ["instances[1].petal_width", "instances[2].sepal_length"],
+        ),
+        (
+            "nesting_64_levels",
+            '{"instances": [{"petal_width": ' + "[" * 61 + "]" * 61 + "}]}",
+            "instances[0].petal_width",
         ),
     ]:
         e.append(
@@ -602,38 +721,48 @@ def _errors() -> list[dict[str, Any]]:
                 field=field,
             )
         )
-    # Precedence between rows: "Checks run in this order and the first failure answers" —
-    # a later row's offence earlier in the document does not win.
-    for vid, path, text, field in [
-        ("unknown_key_before_wrong_type", "/predict", '{"sepal_length": "x", "typo": 1}', "typo"),
+    # Several mistakes of different 422 rows: 422, and any of the offending fields is named.
+    for vid, path, text, fields in [
         (
-            "batch_unknown_key_before_wrong_type",
+            "unknown_key_and_wrong_type",
+            "/predict",
+            '{"sepal_length": "x", "typo": 1}',
+            ["sepal_length", "typo"],
+        ),
+        (
+            "batch_unknown_key_and_wrong_type",
             "/predict/batch",
             '{"instances": [{"sepal_length": "x"}, {"typo": 1}]}',
-            "instances[1].typo",
+            ["instances[0].sepal_length", "instances[1].typo"],
         ),
         (
-            "wrong_type_before_out_of_range",
+            "wrong_type_and_out_of_range",
             "/predict",
             '{"sepal_length": 1e39, "petal_width": "x"}',
-            "petal_width",
+            ["sepal_length", "petal_width"],
         ),
         (
-            "batch_unknown_key_before_item_not_object",
+            "batch_unknown_key_and_item_not_object",
             "/predict/batch",
             '{"instances": [1, {"typo": 1}]}',
-            "instances[1].typo",
+            ["instances[0]", "instances[1].typo"],
+        ),
+        (
+            "batch_too_many_and_unknown_key",
+            "/predict/batch",
+            '{"instances": [' + "{}," * MAX_BATCH + '{"typo": 1}]}',
+            ["instances", f"instances[{MAX_BATCH}].typo"],
         ),
     ]:
         e.append(
             _err(
-                f"precedence_{vid}",
+                f"several_{vid}",
                 7 if "unknown_key" in vid else 8,
-                "the earlier row of the table answers, wherever its offence is in the document",
+                "several 422 mistakes: a 422 naming any of them",
                 _req("POST", path, {"text": text}),
                 422,
                 "validation_error",
-                field=field,
+                field=fields,
             )
         )
     ids = [v["id"] for v in e]
@@ -831,16 +960,6 @@ def _unspecified() -> list[dict[str, Any]]:
         ),
         ("options_predict", _req("OPTIONS", "/predict", content_type=None), "OPTIONS"),
         (
-            "utf8_bom",
-            _req("POST", "/predict", B64(b"\xef\xbb\xbf" + json.dumps(SETOSA).encode())),
-            "RFC 8259 lets a parser ignore a BOM or reject it",
-        ),
-        (
-            "duplicate_key",
-            _req("POST", "/predict", {"text": '{"sepal_length": 1, "sepal_length": 7}'}),
-            "RFC 8259: names SHOULD be unique",
-        ),
-        (
             "uppercase_media_type",
             _req("POST", "/predict", {"json": SETOSA}, "APPLICATION/JSON"),
             "media types are case-insensitive (RFC 9110)",
@@ -849,11 +968,6 @@ def _unspecified() -> list[dict[str, Any]]:
             "charset_latin1",
             _req("POST", "/predict", {"json": SETOSA}, "application/json; charset=latin-1"),
             "a non-UTF-8 charset",
-        ),
-        (
-            "lone_surrogate_key",
-            _req("POST", "/predict", {"text": '{"\\ud800": 1}'}),
-            "an escaped lone surrogate in an unknown key",
         ),
     ]:
         u.append({"id": vid, "about": about, "request": request})
@@ -869,7 +983,9 @@ def build_requests() -> dict[str, Any]:
         "limits": {
             "max_body_bytes": MAX_BODY,
             "max_batch": MAX_BATCH,
+            "max_depth": MAX_DEPTH,
             "float32_max": FLOAT32_MAX,
+            "probability_agreement": PROBABILITY_AGREEMENT,
             "latency_buckets_s": LATENCY_BUCKETS_S,
         },
         "errors": _errors(),

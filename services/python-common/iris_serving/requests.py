@@ -1,17 +1,16 @@
-"""From raw request to validated instances, in the contract's order of checks (CONTRACT.md).
+"""From raw request to validated instances, with the contract's ranking of errors (CONTRACT.md).
 
 The routes take the raw `Request` instead of a pydantic body parameter because FastAPI's own
 body handling cannot honour the contract: it parses JSON leniently (`NaN` and `Infinity` are
-accepted), answers 422 where the contract wants 400/413/415, and orders errors by model field
-rather than by position in the document. Here: 415 (content type) → 413 (size, declared or
-received) → 400 (RFC 8259 JSON, UTF-8) → 422 (the contract's rows 7–10 in table order: unknown
-key, wrong type, out of float32 range, batch shape; within one row the first offending field in
-document order).
+accepted) and answers 422 where the contract wants 400/413/415. Here: 415 (content type) → 413
+(size, declared or received) → 400 (I-JSON: RFC 8259 in UTF-8, unique member names, no lone
+surrogates, nesting at most 64 deep) → 422 (pydantic's first error).
 """
 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -22,6 +21,8 @@ from iris_serving.contract import FEATURE_NAMES, FLOAT32_MAX, MAX_BATCH, MAX_BOD
 from iris_serving.errors import ContractError
 
 EXPECTED_FEATURES = ", ".join(FEATURE_NAMES)
+MAX_DEPTH = 64  # arrays and objects nested deeper than this: 400
+_SURROGATE = re.compile("[\ud800-\udfff]")
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -29,9 +30,23 @@ def _reject_constant(token: str) -> Any:
     raise ValueError(f"{token} is not valid JSON (RFC 8259 has no NaN or Infinity tokens)")
 
 
+def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """An object, unless a member name repeats (I-JSON, RFC 7493 §2.3: 400)."""
+    members = dict(pairs)
+    if len(members) < len(pairs):
+        seen: set[str] = set()
+        for name, _ in pairs:
+            if name in seen:
+                raise ValueError(f"duplicate member name {name!r} (I-JSON, RFC 7493)")
+            seen.add(name)
+    return members
+
+
 # parse_int=float: JSON does not distinguish integers from fractions, and it keeps a
 # 60 000-digit integer from hitting Python's int-parsing limit (it becomes inf → 422).
-_DECODER = json.JSONDecoder(parse_constant=_reject_constant, parse_int=float)
+_DECODER = json.JSONDecoder(
+    parse_constant=_reject_constant, parse_int=float, object_pairs_hook=_unique_members
+)
 
 
 def _json_type(value: Any) -> str:
@@ -81,41 +96,39 @@ async def read_body(request: Request) -> bytes:
 
 
 def parse_json_object(body: bytes) -> dict[str, Any]:
-    """RFC 8259 JSON in UTF-8 (400 otherwise) whose top-level value is an object (422)."""
+    """I-JSON (400 otherwise) whose top-level value is an object (422)."""
     try:
         document = _DECODER.decode(body.decode("utf-8"))
     except UnicodeDecodeError as error:
         raise ContractError(400, "invalid_json", f"body is not UTF-8: {error}") from None
-    except ValueError as error:  # JSONDecodeError and the NaN/Infinity rejection
+    except ValueError as error:  # JSONDecodeError, NaN/Infinity, a duplicate name
         raise ContractError(400, "invalid_json", f"body is not valid JSON: {error}") from None
     except RecursionError:
-        raise ContractError(400, "invalid_json", "body is nested too deeply") from None
+        raise ContractError(400, "invalid_json", f"nested more than {MAX_DEPTH} deep") from None
     if not isinstance(document, dict):
+        _check_before_422(document)
         raise ContractError(
             422, "validation_error", f"body must be a JSON object, got {_json_type(document)}"
         )
     return document
 
 
-def _document_position(document: dict[str, Any], loc: tuple[int | str, ...]) -> tuple[int, ...]:
-    """Where an error's location sits in the document, for "first offending field" ordering.
+def _check_before_422(document: Any) -> None:
+    """The 400s that `json` lets through, checked only on the way to a 422 (400 outranks it).
 
-    Keys map to their position among their siblings (json keeps document order), indexes to
-    themselves; a location with no key in the document (`instances` absent) sorts last.
+    A body that validates holds nothing but feature names and numbers at depth ≤ 3, so only a
+    rejected one can nest more than MAX_DEPTH deep or hold a lone surrogate (`"\\ud800"`).
     """
-    position: list[int] = []
-    node: Any = document
-    for part in loc:
-        if isinstance(node, dict) and part in node:
-            position.append(list(node).index(part))
-            node = node[part]
-        elif isinstance(node, list) and isinstance(part, int):
-            position.append(part)
-            node = node[part]
-        else:
-            position.append(1 << 30)
-            break
-    return tuple(position)
+    stack = [(document, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, str) and _SURROGATE.search(node):
+            raise ContractError(400, "invalid_json", "body has a lone surrogate (not I-JSON)")
+        if isinstance(node, dict | list):
+            if depth > MAX_DEPTH:
+                raise ContractError(400, "invalid_json", f"nested more than {MAX_DEPTH} deep")
+            children = [*node, *node.values()] if isinstance(node, dict) else node
+            stack.extend((child, depth + 1) for child in children)
 
 
 def _field_path(loc: tuple[int | str, ...]) -> str:
@@ -146,34 +159,13 @@ def _message(error: ErrorDetails, path: str, batch_body: bool) -> str:
     return f"{path}: {error['msg']}"
 
 
-# CONTRACT.md rows 7–10: a typo outranks a wrong type, which outranks a range error, which
-# outranks the batch's shape — whatever their order in the document.
-_CONTRACT_ROW = {
-    "extra_forbidden": 7,
-    "float_type": 8,
-    "finite_number": 9,
-    "greater_than_equal": 9,
-    "less_than_equal": 9,
-    "missing": 10,
-    "list_type": 10,
-    "too_short": 10,
-    "too_long": 10,
-    "model_type": 10,
-}
-
-
 def validate(model: type[M], document: dict[str, Any]) -> M:
-    """Validate with the contract model; the first failing row, then document order, answers."""
+    """Validate with the contract model; pydantic's first error answers (any field of several)."""
     try:
         return model.model_validate(document)
     except ValidationError as exc:
-        first = min(
-            exc.errors(),
-            key=lambda e: (
-                _CONTRACT_ROW.get(e["type"], 11),
-                _document_position(document, e["loc"]),
-            ),
-        )
+        _check_before_422(document)
+        first = exc.errors()[0]
         path = _field_path(first["loc"])
         message = _message(first, path, batch_body=model is not Instance)
         raise ContractError(422, "validation_error", message, path) from None
