@@ -1,5 +1,10 @@
 """Metrics and traces: the OpenTelemetry SDK feeding the exporters the settings choose.
 
+Who records: with tracing off, the latency histogram comes from the lean ASGI middleware in
+iris_serving.http_metrics (same name, unit, buckets and attributes as the instrumentation's,
+at a fraction of its CPU). With OTEL_TRACES_EXPORTER=otlp, the OpenTelemetry FastAPI
+instrumentation does both, spans and the histogram, as in the original post.
+
 `OTEL_METRICS_EXPORTER` picks the metrics exporter: `prometheus` (local backend: a scrape
 endpoint, `GET /metrics` on OTEL_EXPORTER_PROMETHEUS_HOST:PORT, served by prometheus_client in
 a thread of its own), `otlp` (compose: OTLP/HTTP push to the collector, configured by the
@@ -21,7 +26,7 @@ import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
 
@@ -121,6 +126,9 @@ def _meter_provider(settings: Settings, telemetry: Telemetry) -> MeterProvider:
     # Not set as the global provider: only this service's recorder records into it.
     return MeterProvider(
         metric_readers=readers,
+        # Without tracing there is never a sampled span to attach an exemplar to; with it,
+        # the SDK's trace-based default stays, as in the original post.
+        exemplar_filter=None if settings.traces_exporter != "none" else _always_off(),
         resource=_resource(settings),
         views=[
             View(
@@ -129,6 +137,12 @@ def _meter_provider(settings: Settings, telemetry: Telemetry) -> MeterProvider:
             )
         ],
     )
+
+
+def _always_off() -> Any:
+    from opentelemetry.sdk.metrics import AlwaysOffExemplarFilter
+
+    return AlwaysOffExemplarFilter()
 
 
 def _tracer_provider(settings: Settings) -> TracerProvider:
@@ -160,19 +174,40 @@ def instrument(settings: Settings, app: FastAPI) -> Telemetry:
     traces_on = settings.traces_exporter != "none"
     if not metrics_on and not traces_on:
         return telemetry  # no middleware at all: "telemetry off" costs nothing per request
+    if metrics_on:
+        telemetry.provider = _meter_provider(settings, telemetry)
+    if not traces_on:
+        assert telemetry.provider is not None
+        _add_duration_middleware(app, telemetry.provider)
+        return telemetry
     os.environ.setdefault("OTEL_SEMCONV_STABILITY_OPT_IN", "http")
     from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
     from opentelemetry.metrics import NoOpMeterProvider
-    from opentelemetry.trace import NoOpTracerProvider
 
-    if metrics_on:
-        telemetry.provider = _meter_provider(settings, telemetry)
-    if traces_on:
-        telemetry.tracer_provider = _tracer_provider(settings)
+    telemetry.tracer_provider = _tracer_provider(settings)
     FastAPIInstrumentor.instrument_app(
         app,
         meter_provider=telemetry.provider or NoOpMeterProvider(),
-        tracer_provider=telemetry.tracer_provider or NoOpTracerProvider(),
+        tracer_provider=telemetry.tracer_provider,
         excluded_urls=EXCLUDED_URLS,
     )
     return telemetry
+
+
+def _add_duration_middleware(app: FastAPI, provider: MeterProvider) -> None:
+    from iris_serving.http_metrics import (
+        DURATION_DESCRIPTION,
+        DURATION_NAME,
+        RequestDurationMiddleware,
+    )
+
+    histogram = provider.get_meter("iris_serving").create_histogram(
+        DURATION_NAME, unit="s", description=DURATION_DESCRIPTION
+    )
+    routes = [path for route in app.routes if (path := getattr(route, "path", None))]
+    app.add_middleware(
+        RequestDurationMiddleware,  # type: ignore[arg-type]
+        histogram=histogram,
+        routes=routes,
+        excluded=EXCLUDED_URLS.split(","),
+    )
