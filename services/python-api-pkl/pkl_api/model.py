@@ -11,11 +11,29 @@ DataFrame would make scikit-learn warn about feature names on every call, and bu
 roughly doubles the cost of a single-row prediction. pandas is not even installed in this
 service's environment — when it is, scikit-learn imports it (and scipy.stats) and the process
 no longer fits in its 128 MiB.
+
+Two settings of the hot path, both measured (services/CONTRACT.md, "Measurement and
+as-published settings"):
+
+- pandas being absent is answered at once. scikit-learn asks for it on every call
+  (`from pandas import NA` inside `is_pandas_na`, seven times per `predict_proba` of the
+  iris pipeline), and Python does not remember a failed import: each attempt searches every
+  `sys.path` entry again, about a third of the pickle service's CPU per request.
+  `_AbsentModules` is a meta-path finder that answers "no module named pandas" before that
+  search, installed only when pandas really is not installed.
+- `assume_finite=True` (scikit-learn's config, for the serving thread): the contract has
+  already rejected every non-finite input (RFC 8259 JSON has no NaN/Infinity, and numbers
+  beyond the float32 range are a 422), so the only non-finite values the model sees are
+  the NaNs that mean "missing", which the imputer handles with its own mask. scikit-learn's
+  re-scan of each step's input for NaN/inf is then redundant.
 """
 
 from __future__ import annotations
 
+import importlib.abc
+import importlib.util
 import pickle
+import sys
 from collections.abc import Mapping, Sequence
 from importlib.metadata import version
 from typing import Any
@@ -23,6 +41,30 @@ from typing import Any
 import numpy as np
 from iris_serving.artifact import VerifiedArtifact
 from iris_serving.settings import ConfigError
+
+OPTIONAL_MODULES_PROBED_PER_CALL = ("pandas",)
+
+
+class _AbsentModules(importlib.abc.MetaPathFinder):
+    """Fails the import of modules known not to be installed without searching sys.path."""
+
+    def __init__(self, names: Sequence[str]) -> None:
+        self.names = frozenset(names)
+
+    def find_spec(self, fullname: str, path: object = None, target: object = None) -> None:
+        if fullname in self.names:
+            raise ModuleNotFoundError(f"No module named {fullname!r}", name=fullname)
+        return None
+
+
+def _remember_absent_modules() -> None:
+    absent = [
+        name
+        for name in OPTIONAL_MODULES_PROBED_PER_CALL
+        if name not in sys.modules and importlib.util.find_spec(name) is None
+    ]
+    if absent and not any(isinstance(f, _AbsentModules) for f in sys.meta_path):
+        sys.meta_path.insert(0, _AbsentModules(absent))
 
 
 def _label_columns(classes: Sequence[Any], labels: Sequence[str]) -> list[int] | None:
@@ -86,6 +128,7 @@ def _describe(classifier: object) -> str:
 
 def load_predictor(artifact: VerifiedArtifact, env: Mapping[str, str]) -> SklearnPredictor:
     """Unpickle a file whose sha256 already matched the manifest (the artifact proves it)."""
+    _remember_absent_modules()
     try:
         with artifact.path.open("rb") as handle:
             classifier = pickle.load(handle)  # safe only because the hash was checked first
@@ -95,4 +138,8 @@ def load_predictor(artifact: VerifiedArtifact, env: Mapping[str, str]) -> Sklear
             f"({type(error).__name__}: {error}); expected scikit-learn "
             f"{artifact.manifest.get('versions', {}).get('scikit-learn', '?')}"
         ) from None
+    import sklearn
+
+    # The event loop runs on this (the main) thread; scikit-learn's config is per thread.
+    sklearn.set_config(assume_finite=True)
     return SklearnPredictor(classifier, artifact.class_labels, artifact.feature_names)
