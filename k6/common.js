@@ -1,6 +1,6 @@
 // Shared by seed.js and capacity.js: environment parsing, the random payload, one checked POST.
-// Everything a run needs arrives through environment variables (set by helpers/loadtest.py and
-// helpers/capacity.py), so the same script runs against the local or the docker backend.
+// Everything a run needs arrives through environment variables (set by helpers/load/k6.py), so
+// the same script runs against the local or the docker backend.
 import http from 'k6/http';
 import { check, fail } from 'k6';
 

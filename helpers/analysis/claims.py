@@ -2,9 +2,11 @@
 
 The notebook never types a verdict: each function below takes the measured per-service table
 (`helpers.analysis.metrics.service_metrics`) or time series and returns a Verdict computed
-from them, so a re-run with other numbers can overturn a claim. The claims are paraphrased from the seed:
-Go + ONNX Runtime needs the least memory and CPU, FastAPI + pickle the most; Go's p95 latency
-stays flat while the load ramps up; every service keeps up with the ramp (RPM follows it).
+from them, so a re-run with other numbers can overturn a claim. The claims are paraphrased
+from the seed: Go + ONNX Runtime needs the least memory and CPU, FastAPI + pickle the most;
+Go's p95 latency stays flat while the load ramps up; every service keeps up with the ramp.
+A claim about a service that stopped during the phase is inconclusive: its figures after
+that moment were not measured.
 """
 
 from __future__ import annotations
@@ -27,8 +29,19 @@ class Verdict:
     evidence: str
 
 
+def _stopped(per_service: pd.DataFrame, services: tuple[str, ...] = CLAIMED_ORDER) -> str:
+    """'' if every service ran to the end, else the sentence(s) saying who stopped when."""
+    if "stopped" not in per_service:
+        return ""
+    said = [per_service["stopped"].get(s) for s in services if s in per_service.index]
+    return "; ".join(s for s in said if isinstance(s, str) and s)
+
+
 def _ranking(per_service: pd.DataFrame, column: str, what: str, fmt: str) -> Verdict:
     claim = f"{what}: {' < '.join(CLAIMED_ORDER)}"
+    stopped = _stopped(per_service)
+    if stopped:
+        return Verdict(claim, INCONCLUSIVE, f"not measured to the end: {stopped}")
     values = {s: per_service[column].get(s, math.nan) for s in CLAIMED_ORDER}
     evidence = ", ".join(f"{s} {format(v, fmt)}" for s, v in values.items())
     if any(not math.isfinite(v) for v in values.values()):
@@ -40,8 +53,8 @@ def _ranking(per_service: pd.DataFrame, column: str, what: str, fmt: str) -> Ver
 
 def memory_ranking(per_service: pd.DataFrame) -> Verdict:
     """Peak working set (MiB): the memory the kernel cannot take back."""
-    mib = per_service["peak_memory_working_set_bytes"] / (1024 * 1024)
-    return _ranking(mib.to_frame("mib"), "mib", "peak memory working set [MiB]", ".1f")
+    table = per_service.assign(mib=per_service["peak_memory_working_set_bytes"] / (1024 * 1024))
+    return _ranking(table, "mib", "peak memory working set [MiB]", ".1f")
 
 
 def cpu_ranking(per_service: pd.DataFrame) -> Verdict:
@@ -51,12 +64,17 @@ def cpu_ranking(per_service: pd.DataFrame) -> Verdict:
 
 
 def p95_stability(
-    timeseries: pd.DataFrame, service: str = "go-api-onnx", factor: float = STABLE_FACTOR
+    timeseries: pd.DataFrame,
+    stopped: str = "",
+    service: str = "go-api-onnx",
+    factor: float = STABLE_FACTOR,
 ) -> Verdict:
     """Median server p95 in the last quarter of the ramp vs the first quarter, per service."""
     claim = (
         f"{service}'s p95 stays stable while the load ramps up (last/first quarter ≤ {factor:g}×)"
     )
+    if stopped:
+        return Verdict(claim, INCONCLUSIVE, f"not measured to the end: {stopped}")
     data = timeseries[timeseries["metric"] == "server_latency_p95_seconds"]
     ratios = {}
     for name, group in data.groupby("service"):
@@ -76,10 +94,13 @@ def p95_stability(
     return Verdict(claim, verdict, evidence)
 
 
-def keeps_up(timeseries: pd.DataFrame, ratio: float = KEPT_UP_RATIO) -> Verdict:
+def keeps_up(timeseries: pd.DataFrame, stopped: str = "", ratio: float = KEPT_UP_RATIO) -> Verdict:
     """Served RPM against the planned RPM (same rate window) over the last quarter of the ramp,
-    where the load is highest: the median of served / planned per service."""
+    where the load is highest: the median of served / planned per service. A service that
+    stopped did not keep up."""
     claim = f"every service keeps up with the ramp (served ≥ {ratio:.0%} of planned RPM at the top)"
+    if stopped:
+        return Verdict(claim, FAILS, stopped)
     served = timeseries[timeseries["metric"] == "server_requests_per_minute"]
     planned = timeseries[timeseries["metric"] == "planned_requests_per_minute"]
     # Both series sit on the same query grid; rounding absorbs float noise in the timestamps.
@@ -107,7 +128,7 @@ def check_all(per_service: pd.DataFrame, timeseries: pd.DataFrame) -> pd.DataFra
     verdicts = [
         memory_ranking(per_service),
         cpu_ranking(per_service),
-        p95_stability(timeseries),
-        keeps_up(timeseries),
+        p95_stability(timeseries, _stopped(per_service, ("go-api-onnx",))),
+        keeps_up(timeseries, _stopped(per_service)),
     ]
     return pd.DataFrame([asdict(v) for v in verdicts])

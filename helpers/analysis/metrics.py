@@ -1,54 +1,70 @@
 """Prometheus → tidy DataFrames, per service, over the time windows of a finished load test.
 
-Analysis reads only Prometheus (the run's own TSDB, reopened by
-`helpers.serving.prometheus.open_for_analysis`) and run-folder files (k6's summaries and the load-test
-index) — never the stack — so it works the same for both backends and for a run re-analysed
-months later. The PromQL comes from `helpers.analysis.queries`; this module only picks time ranges,
-steps and windows, and reshapes the answers.
+Analysis reads only Prometheus (the run's own TSDB, reopened by `helpers.analysis.tsdb`) and
+run-folder files (k6's summaries, the load-test index, the frozen profile, the stack's record
+of services that exited) — never the stack — so it works the same for both backends and for a
+run re-analysed months later. The PromQL comes from `helpers.analysis.queries` and goes through
+`prometheus-api-client`; this module only picks time ranges, steps and windows, and reshapes.
 
 Tidy means one row per (time, service, metric) for time series, one row per service for totals.
 In isolated mode every service has its own window; `elapsed_s` counts from the start of the
-service's own window, so the three ramps overlay on one x axis.
+service's own window, so the three ramps overlay on one x axis. A service that exited during
+its window is measured only until it exited: its server and container figures after that
+moment are not measured (dropped), and its row says when and how it stopped.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any
+from collections.abc import Sequence
+from datetime import UTC, datetime
 
-import httpx
 import numpy as np
 import pandas as pd
+from prometheus_api_client import PrometheusApiClientException, PrometheusConnect
+from requests import RequestException
 
 from helpers.analysis import queries
 from helpers.load.loadtest import Phase
+from helpers.load.profiles import Profile
+from helpers.serving.stack import ServiceExit
 
-HTTP_TIMEOUT_S = 30.0
+HTTP_TIMEOUT_S = 30
+# Client-side series stay after a service exits: k6 really saw those errors.
+CLIENT_METRICS = {
+    "client_latency_p95_seconds",
+    "client_requests_per_minute",
+    "client_error_ratio",
+    "dropped_iterations",
+    "planned_requests_per_minute",
+}
 
 
 class PrometheusError(RuntimeError):
     """Prometheus refused a query (bad PromQL, bad range); the message quotes the query."""
 
 
-def _get(prom_url: str, endpoint: str, params: dict[str, Any]) -> list[dict[str, Any]]:
-    response = httpx.get(f"{prom_url}/api/v1/{endpoint}", params=params, timeout=HTTP_TIMEOUT_S)
-    body = (
-        response.json()
-        if response.headers.get("content-type", "").startswith("application/json")
-        else {}
-    )
-    if response.status_code != 200 or body.get("status") != "success":
-        raise PrometheusError(
-            f"{endpoint} failed ({response.status_code}: {body.get('error', response.text[:200])})"
-            f" for query: {params.get('query')}"
-        )
-    return body["data"]["result"]
+def _client(prom_url: str) -> PrometheusConnect:
+    return PrometheusConnect(url=prom_url, disable_ssl=True, timeout=HTTP_TIMEOUT_S)
+
+
+def _ask(call, promql: str):
+    try:
+        return call()
+    except (PrometheusApiClientException, RequestException) as error:
+        raise PrometheusError(f"{error} for query: {promql}") from None
 
 
 def query_range(prom_url: str, promql: str, start: float, end: float, step: float) -> pd.DataFrame:
     """Columns time (UTC), service, value; NaN/Inf samples (e.g. p95 of no requests) dropped."""
-    result = _get(
-        prom_url, "query_range", {"query": promql, "start": start, "end": end, "step": step}
+    result = _ask(
+        lambda: _client(prom_url).custom_query_range(
+            promql,
+            start_time=datetime.fromtimestamp(start, UTC),
+            end_time=datetime.fromtimestamp(end, UTC),
+            step=f"{step:g}s",
+        ),
+        promql,
     )
     rows = [
         (float(ts), series["metric"].get("service", ""), float(value))
@@ -63,8 +79,23 @@ def query_range(prom_url: str, promql: str, start: float, end: float, step: floa
 
 def query_instant(prom_url: str, promql: str, at: float) -> dict[str, float]:
     """service → value of an instant query evaluated at unix time `at`."""
-    result = _get(prom_url, "query", {"query": promql, "time": at})
+    result = _ask(lambda: _client(prom_url).custom_query(promql, params={"time": at}), promql)
     return {series["metric"].get("service", ""): float(series["value"][1]) for series in result}
+
+
+def measured_windows(
+    phase: Phase, exits: Sequence[ServiceExit] = ()
+) -> dict[str, tuple[float, float]]:
+    """Each service's window, cut where the service exited; services never loaded are left out."""
+    stopped = {}
+    for event in exits:
+        stopped.setdefault(event.service, event.at)
+    windows = {}
+    for service, (start, end) in phase.windows.items():
+        end = min(end, stopped.get(service, math.inf))
+        if end > start:
+            windows[service] = (start, end)
+    return windows
 
 
 def choose_step(duration_s: float, points: int = 240) -> float:
@@ -80,6 +111,8 @@ def choose_window(duration_s: float) -> str:
 def phase_timeseries(
     prom_url: str,
     phase: Phase,
+    profile: Profile,
+    exits: Sequence[ServiceExit] = (),
     names: list[str] | None = None,
     step: float | None = None,
     window: str | None = None,
@@ -87,11 +120,15 @@ def phase_timeseries(
     """Every TIMESERIES query over each service's window: time, elapsed_s, service, metric, value.
 
     Coupled mode also keeps the 'all' service for dropped iterations (one iteration = three
-    requests, so drops cannot be split per service there).
+    requests, so drops cannot be split per service there). Server and container samples after
+    a service exited are dropped (not measured); client samples stay.
     """
     names = names or list(queries.TIMESERIES)
+    measured = measured_windows(phase, exits)
     frames = []
     for service, (start, end) in phase.windows.items():
+        if service not in measured:
+            continue
         duration = end - start
         params = {
             "services": queries.services_regex([service]),
@@ -104,8 +141,10 @@ def phase_timeseries(
             # Coupled drops belong to no single service: they are kept as the 'all' line.
             keep = {service, "all"} if phase.mode == "coupled" else {service}
             frame = frame[frame["service"].isin(keep)]
+            if name not in CLIENT_METRICS:
+                frame = frame[frame["timestamp"] <= measured[service][1]]
             frames.append(frame.assign(metric=name, elapsed_s=frame["timestamp"] - start))
-        frames.append(planned_rpm(phase, service, start, end, window))
+        frames.append(planned_rpm(profile, service, start, end, window))
     columns = ["time", "elapsed_s", "service", "metric", "value"]
     if not frames:
         return pd.DataFrame(columns=columns)
@@ -114,14 +153,11 @@ def phase_timeseries(
 
 
 def planned_rpm(
-    phase: Phase, service: str, start: float, end: float, window: str | None
+    profile: Profile, service: str, start: float, end: float, window: str | None
 ) -> pd.DataFrame:
     """The offered rate (req/min) k6 was told to send, averaged over the same rate window as
     the measured RPM — so "served vs planned" compares like with like, and the end of a ramp
     is not mistaken for a shortfall."""
-    from helpers.load.loadtest import get_profile
-
-    profile = get_profile(phase.profile)
     seconds = pd.Timedelta(window or choose_window(end - start)).total_seconds()
     step = choose_step(end - start)
     times = np.arange(start, end + step / 2, step)
@@ -141,15 +177,15 @@ def planned_rpm(
     )
 
 
-def phase_totals(prom_url: str, phase: Phase) -> pd.DataFrame:
-    """Every TOTALS query per service, evaluated at the end of that service's window.
+def phase_totals(prom_url: str, phase: Phase, exits: Sequence[ServiceExit] = ()) -> pd.DataFrame:
+    """Every TOTALS query per service, over the part of its window that was measured.
 
     Index service, one column per query; a counter that never moved (no 5xx, no OOM kill)
-    (no 5xx) has no series in Prometheus and is reported as 0 when requests were served;
-    anything else missing stays NaN, so a broken exporter never reads as "all fine".
+    has no series in Prometheus and is reported as 0 when requests were served; anything else
+    missing stays NaN, so a broken exporter never reads as "all fine".
     """
     rows = {}
-    for service, (start, end) in phase.windows.items():
+    for service, (start, end) in measured_windows(phase, exits).items():
         params = {
             "services": queries.services_regex([service]),
             "range": f"{max(1, round(end - start))}s",
@@ -173,14 +209,22 @@ def peaks(timeseries: pd.DataFrame) -> pd.DataFrame:
     return timeseries.pivot_table(index="service", columns="metric", values="value", aggfunc="max")
 
 
-def service_metrics(phase: Phase, timeseries: pd.DataFrame, totals: pd.DataFrame) -> pd.DataFrame:
+def service_metrics(
+    phase: Phase,
+    timeseries: pd.DataFrame,
+    totals: pd.DataFrame,
+    exits: Sequence[ServiceExit] = (),
+) -> pd.DataFrame:
     """The per-service numbers of summary.json for one phase, in units a reader expects.
 
     Client numbers (requests, errors, drops, client p95) come from k6's end-of-test summary —
-    exact, not sampled; server and container numbers from Prometheus.
+    exact, not sampled; server and container numbers from Prometheus, over the measured part of
+    the window (`measured_s`; `stopped` says how a service that exited ended).
     """
     client = phase.service_table()
     top = peaks(timeseries)
+    measured = measured_windows(phase, exits)
+    stopped = {e.service: e for e in exits if e.service in phase.windows}
     rows = {}
     for service in phase.services:
         c, t = client.loc[service], totals.loc[service] if service in totals.index else None
@@ -193,12 +237,13 @@ def service_metrics(phase: Phase, timeseries: pd.DataFrame, totals: pd.DataFrame
                 return math.nan
             return float(top.loc[s, name])
 
-        start, end = phase.windows[service]
+        start, end = measured.get(service, (0.0, 0.0))
         served = total("server_requests")
         cpu_ms = total("cpu_cores_mean") * (end - start) * 1000 / served if served else math.nan
+        event = stopped.get(service)
         rows[service] = {
             "requests": int(c["requests"]),
-            "planned_requests": float(c["planned_requests"]),
+            "planned_requests": int(c["planned_requests"]),
             "reached_ratio": float(c["reached_ratio"]),
             "error_rate": float(c["error_rate"]),
             "dropped_iterations": int(c["dropped_iterations"]),
@@ -212,16 +257,7 @@ def service_metrics(phase: Phase, timeseries: pd.DataFrame, totals: pd.DataFrame
             "peak_memory_working_set_bytes": total("memory_working_set_peak_bytes"),
             "throttled_ratio": total("cpu_throttled_ratio"),
             "oom_kills": total("oom_kills"),
+            "measured_s": end - start,
+            "stopped": event.sentence() if event else None,
         }
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis("service")
-
-
-def scrape_interval_s(prom_url: str) -> float | None:
-    """The global scrape interval from Prometheus' loaded config (for captions)."""
-    response = httpx.get(f"{prom_url}/api/v1/status/config", timeout=HTTP_TIMEOUT_S)
-    text = response.json().get("data", {}).get("yaml", "")
-    for line in text.splitlines():
-        if line.strip().startswith("scrape_interval:"):
-            value = line.split(":", 1)[1].strip()
-            return pd.Timedelta(value).total_seconds()
-    return None

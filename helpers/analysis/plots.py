@@ -1,8 +1,8 @@
 """The study's figures: the seed's four panels, client-vs-server latency, and the summary table.
 
-Every figure takes tidy DataFrames from `helpers.analysis.metrics` (so it can be tested on data made up
-in a test), draws one line per service in a fixed colour, labels axes with units, and is saved
-as PNG under `run_dir/plots/` as well as shown inline.
+Every figure takes tidy DataFrames from `helpers.analysis.metrics` (so it can be tested on
+data made up in a test), draws one line per service in a fixed colour, labels axes with units, and
+is saved as PNG under `run_dir/plots/` as well as shown inline.
 """
 
 from __future__ import annotations
@@ -146,5 +146,7 @@ def summary_table(per_service: pd.DataFrame) -> pd.DataFrame:
     table["CPU peak [cores]"] = per_service["peak_cpu_cores"].round(3)
     table["memory peak [MiB]"] = (per_service["peak_memory_working_set_bytes"] / MIB).round(1)
     table["throttled [%]"] = (100 * per_service["throttled_ratio"]).round(1)
-    table["OOM kills"] = per_service["oom_kills"]
+    table["OOM kills"] = per_service["oom_kills"].astype("Int64")  # a count: 0, not 0.0
+    if "stopped" in per_service and per_service["stopped"].notna().any():
+        table["stopped"] = per_service["stopped"].fillna("")
     return table

@@ -1,8 +1,8 @@
 """Every PromQL query of the study, named, in one place.
 
-The notebooks (through `helpers.analysis.metrics`) and the Grafana dashboard (generated from these dicts
-by the docker backend) ask Prometheus the very same questions, so a number in the report and a
-line in Grafana cannot silently differ. Importing this module has no side effects.
+The notebooks (through `helpers.analysis.metrics`) and the Grafana dashboard (generated from
+these dicts by helpers.analysis.dashboard) ask Prometheus the very same questions, so a number in
+the report and a line in Grafana cannot silently differ. Importing this module has no side effects.
 
 Templates use `$name` placeholders, which is also Grafana's variable syntax (PromQL's own `$1`
 in `label_replace` is left alone: only the names in PLACEHOLDERS are substituted):

@@ -1,9 +1,11 @@
 """`run_dir/summary.json`: the run's result in one machine-readable file.
 
-Written by notebook 05 from what the run folder already holds — the stack's record
-(`stack/stack.json`: backend, limits and whether they were enforced), the model's manifest
-and parity report (notebooks 01/02), and the per-service numbers of each load-test phase —
-so tests, CI and later comparisons read one file instead of re-running the analysis.
+Written by notebook 05 from what the run folder alone holds — the stack's record
+(`stack/stack.json`: backend, limits and whether they were enforced; `stack/manifest.json`: the
+model the services served; `stack/events.json`: services that exited), notebook 02's parity
+report, and the per-service numbers of each load-test phase — so tests, CI and later
+comparisons read one file instead of re-running the analysis, and re-running the analysis
+later gives the same file.
 
 Schema (stable keys; later stages only add keys):
     {"run_id", "profile", "mode", "backend", "limits_enforced", "limits": {service: {...}},
@@ -13,7 +15,8 @@ Schema (stable keys; later stages only add keys):
                                    client_p95_ms, peak_rpm, mean_cpu_cores, peak_cpu_cores,
                                    peak_memory_working_set_bytes, throttled_ratio, oom_kills,
                                    ...}}},
-     "claims": {mode: [{"claim", "verdict", "evidence"}]}}
+     "claims": {mode: [{"claim", "verdict", "evidence"}]},
+     "service_exits": [{"service", "at", "how", "oom_kills", "log_tail"}], "interrupted"}
 """
 
 from __future__ import annotations
@@ -25,10 +28,10 @@ from typing import Any
 
 import pandas as pd
 
-from helpers.model import manifest as manifest_io
+from helpers.serving.stack import ServiceExit
 
 SUMMARY_NAME = "summary.json"
-PARITY_CANDIDATES = ("model/parity.json", "parity.json")
+PARITY_PATH = "model/parity.json"
 SERVICE_FIELDS = (
     "requests",
     "error_rate",
@@ -60,17 +63,17 @@ def read_stack_record(run_dir: Path) -> dict[str, Any]:
 
 
 def read_parity(run_dir: Path) -> dict[str, Any] | None:
-    """Notebook 02's parity report, wherever in the run folder it was written."""
-    for candidate in PARITY_CANDIDATES:
-        path = Path(run_dir) / candidate
-        if path.exists():
-            return json.loads(path.read_text())
-    found = sorted(Path(run_dir).rglob("parity*.json"))
-    return json.loads(found[0].read_text()) if found else None
+    """Notebook 02's parity report (run_dir/model/parity.json), None if 02 did not run here."""
+    path = Path(run_dir) / PARITY_PATH
+    return json.loads(path.read_text()) if path.exists() else None
 
 
-def model_section(artifacts_dir: Path) -> dict[str, Any]:
-    manifest = manifest_io.load(Path(artifacts_dir) / manifest_io.MANIFEST_NAME)
+def model_section(run_dir: Path) -> dict[str, Any]:
+    """The served model's identity, from the manifest the stack froze into the run folder."""
+    path = Path(run_dir) / "stack" / "manifest.json"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found: no stack ran for this run folder")
+    manifest = json.loads(path.read_text())
     training = manifest.get("training", {})
     return {
         "test_accuracy": training.get("test_accuracy"),
@@ -93,6 +96,8 @@ def build(
     per_service: dict[str, pd.DataFrame],
     phases: dict[str, dict[str, Any]],
     claims: dict[str, pd.DataFrame],
+    service_exits: list[dict[str, Any]] = (),
+    interrupted: bool = False,
 ) -> dict[str, Any]:
     """The summary as a dict; `per_service` maps mode → service_metrics() table."""
     services: dict[str, dict[str, Any]] = {}
@@ -122,7 +127,17 @@ def build(
         "phases": {m: {k: _plain(v) for k, v in p.items()} for m, p in phases.items()},
         "services": services,
         "claims": {m: table.to_dict(orient="records") for m, table in claims.items()},
+        "service_exits": list(service_exits),
+        "interrupted": interrupted,
     }
+
+
+def warnings(exits: list[ServiceExit], interrupted: bool) -> str:
+    """Markdown for the top of the report: what spoils this run's figures, or that nothing did."""
+    said = [f"⚠️ **{e.sentence()}**: its figures after that are not measured." for e in exits]
+    if interrupted:
+        said.append("⚠️ **The load test was interrupted** (Ctrl-C): its last phase is partial.")
+    return "\n\n".join(said) or "Every service served until the end of every phase."
 
 
 def write(summary: dict[str, Any], run_dir: Path) -> Path:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -24,10 +23,10 @@ from typing import Any
 
 import pandas as pd
 
-from helpers import net, paths
+from helpers import paths
 from helpers.analysis import metrics, queries
-from helpers.load import loadtest
-from helpers.load.loadtest import LoadGeneratorStack
+from helpers.load import k6, loadtest
+from helpers.serving.stack import Stack
 
 SCRIPT = paths.K6_DIR / "capacity.js"
 P95_MS, ERROR_RATE, DROPPED_RATIO = 25.0, 0.001, 0.01
@@ -79,7 +78,7 @@ def judge(p95_ms: float, error_rate: float, dropped_ratio: float) -> tuple[bool,
 
 
 def run_step(
-    stack: LoadGeneratorStack,
+    stack: Stack,
     service: str,
     rate: int,
     repeat: int,
@@ -88,47 +87,25 @@ def run_step(
     out_dir: Path,
 ) -> Step:
     """One constant-rate k6 run against `service`; bounded by duration + k6's graceful stop."""
+    env = k6.environment(
+        stack,
+        f"capacity-{service}-{rate}-{repeat}",
+        {service: stack.load_target_urls[service]},
+        ranges,
+        RATE=str(rate),
+        DURATION_S=f"{duration_s:g}",
+        MAX_VUS=str(max(50, min(1000, rate // 4))),
+        TIMEOUT_S="2",
+    )
     step_dir = out_dir / service / f"{rate:05d}rps-{repeat}"
-    step_dir.mkdir(parents=True, exist_ok=True)
-    summary_path = step_dir / "summary.json"
-    api_port = net.free_port()
-    env = {
-        "TARGETS": json.dumps({service: stack.load_target_urls[service]}),
-        "FEATURE_RANGES": json.dumps(ranges),
-        "RATE": str(rate),
-        "DURATION_S": f"{duration_s:g}",
-        "MAX_VUS": str(max(50, min(1000, rate // 4))),
-        "TIMEOUT_S": "2",
-        "RUN_ID": f"capacity-{service}-{rate}-{repeat}",
-        "K6_NO_USAGE_REPORT": "true",
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": os.environ.get("HOME", "/tmp"),
-    }
-    args = [
-        "run",
-        "--quiet",
-        "--no-usage-report",
-        "--address",
-        f"127.0.0.1:{api_port}",
-        "--summary-export",
-        str(summary_path),
-        str(SCRIPT),
-    ]
-    generator = stack.start_load_generator(args, env, step_dir / "k6.log")
-    try:
-        started, ended, cpu_s = loadtest.watch(
-            generator, f"http://127.0.0.1:{api_port}", duration_s, 0, "", progress=False
-        )
-    finally:
-        exit_code = generator.stop()
-    if exit_code != 0 or not summary_path.exists():
-        raise RuntimeError(f"k6 capacity step failed ({exit_code}): {generator.log_tail(20)}")
-    summary = json.loads(summary_path.read_text())["metrics"]
+    result = k6.run(stack, SCRIPT, env, step_dir, duration_s, service, progress=False)
+    summary = result.summary()["metrics"]
     requests = int(summary.get("http_reqs", {}).get("count", 0))
     dropped = int(summary.get("dropped_iterations", {}).get("count", 0))  # absent when none
     planned = rate * duration_s
     p95 = float(summary.get("http_req_duration", {}).get("p(95)", math.nan))
     errors = float(summary.get("http_req_failed", {}).get("value", 1.0 if not requests else 0.0))
+    started, ended = result.started_at, result.ended_at
     promql = queries.render(
         "cpu_cores_mean",
         table="totals",
@@ -137,6 +114,7 @@ def run_step(
     )
     service_cpu = metrics.query_instant(stack.prometheus_url, promql, ended).get(service, math.nan)
     elapsed = max(ended - started, 1e-9)
+    cpu_s = result.cpu_seconds if result.cpu_seconds is not None else math.nan
     passed, reason = judge(p95, errors, dropped / planned if planned else 1.0)
     return Step(
         service=service,
@@ -146,10 +124,8 @@ def run_step(
         p95_ms=p95,
         error_rate=errors,
         dropped_ratio=dropped / planned if planned else math.nan,
-        generator_cpu_cores=(cpu_s or math.nan) / elapsed,
-        generator_cpu_ms_per_request=(cpu_s or math.nan) * 1000 / requests
-        if requests
-        else math.nan,
+        generator_cpu_cores=cpu_s / elapsed,
+        generator_cpu_ms_per_request=cpu_s * 1000 / requests if requests else math.nan,
         service_cpu_cores=service_cpu,
         passed=passed,
         reason=reason,
@@ -163,7 +139,7 @@ def _service_was_limit(step: Step, cpu_limit: float | None) -> bool:
 
 
 def search(
-    stack: LoadGeneratorStack,
+    stack: Stack,
     service: str,
     ranges: dict[str, Any],
     out_dir: Path,
@@ -176,8 +152,8 @@ def search(
 ) -> ServiceCapacity:
     """Double from `start_rate` until a rate fails, then bisect to `precision` (relative)."""
     deadline = time.monotonic() + budget_s
-    limit = getattr(stack, "limits", {}).get(service)
-    cpu_limit = getattr(limit, "cpu_cores", None) if getattr(limit, "enforced", False) else None
+    limit = stack.limits.get(service)
+    cpu_limit = limit.cpu_cores if limit is not None and limit.enforced else None
     result = ServiceCapacity(service, None, "none passed")
     failing: list[Step] = []
 
@@ -278,15 +254,14 @@ def ratios(results: list[ServiceCapacity]) -> dict[str, str]:
 
 
 def run(
-    stack: LoadGeneratorStack,
-    artifacts_dir: Path,
+    stack: Stack,
     out_dir: Path,
     budget_s: float = 13 * 60,
     **search_options: Any,
 ) -> list[ServiceCapacity]:
     """Search every service of the stack in turn, sharing `budget_s` equally; writes
     capacity.json (all steps) to `out_dir`."""
-    ranges = loadtest.feature_ranges(Path(artifacts_dir))
+    ranges = loadtest.served_manifest(stack.run_dir)["feature_ranges"]
     services = list(stack.load_target_urls)
     deadline = time.monotonic() + budget_s
     results = []
@@ -314,11 +289,11 @@ def bench_section(args: Any) -> None:
     from helpers.serving.stack import start_stack
 
     run_dir = paths.RESULTS_DIR / f"bench-capacity-{datetime.now(UTC):%Y%m%d-%H%M%S}"
-    artifacts_dir = Path(getattr(args, "artifacts_dir", paths.ARTIFACTS_DIR)).resolve()
+    artifacts_dir = Path(args.artifacts_dir).resolve()
     with start_stack("local", run_dir=run_dir, artifacts_dir=artifacts_dir) as stack:
         if not stack.limits_enforced:
             print("  WARNING: limits NOT enforced — capacities are not under the 0.5 CPU budget")
-        results = run(stack, artifacts_dir, run_dir / "capacity", budget_s=BENCH_BUDGET_S)
+        results = run(stack, run_dir / "capacity", budget_s=BENCH_BUDGET_S)
     print(table(results).to_string(float_format=lambda v: f"{v:.3g}"))
     for name, value in ratios(results).items():
         print(f"  {name}: {value}")

@@ -1,4 +1,4 @@
-"""Linux cgroups for the local backend: the same 0.5 CPU / 128 MiB a container gets, without Docker.
+"""Linux cgroups for the local backend: the 0.5 CPU / 128 MiB a container gets, without Docker.
 
 Each service runs in its own cgroup `onnx-study/<run-id>/<service>` under the root of each
 hierarchy. The cgroup is created and limited first and the child process joins it *before*
@@ -10,10 +10,7 @@ Both layouts are supported, detected from /proc/self/mounts:
 - v1: one directory per controller (`cpu`, `cpuacct`, `memory` — separate or co-mounted),
   `cpu.cfs_quota_us`/`cpu.cfs_period_us`, `memory.limit_in_bytes` (+ `memory.memsw.*`).
 
-Statistics are read the way cAdvisor reads them, so the local backend publishes the numbers a
-Docker run reports: memory *working set* = usage − inactive file pages. The cgroup's raw usage
-(and its peak) counts page cache — a service that reads a large file looks big without owning
-that memory — so the raw figure is misleading as "the service's memory".
+Reading a cgroup's limits and usage is `helpers.serving.cgroup_stats`.
 
 If cgroups cannot be created (no permission, no controllers), `create_cgroup` returns an
 *unlimited* marker (`Cgroup.enforced is False`, with the reason) instead of failing: the study
@@ -32,14 +29,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from helpers import net
+
 STUDY_PARENT = "onnx-study"
 MIB = 1024 * 1024
 DEFAULT_CPU_CORES = 0.5
 DEFAULT_MEMORY_BYTES = 128 * MIB
 CFS_PERIOD_US = 100_000  # the kernel's and Docker's default period
 V1_CONTROLLERS = ("cpu", "cpuacct", "memory")
-# v1 reports "no limit" as PAGE_COUNTER_MAX pages (9223372036854771712 on 4 KiB pages).
-_V1_UNLIMITED_FLOOR = 1 << 62
 _NAME_OK = re.compile(r"^[A-Za-z0-9_.-]+$")
 
 
@@ -81,37 +78,6 @@ class Cgroup:
         """A control file; in v2 every controller lives in the one unified directory."""
         key = "unified" if self.version == "v2" else controller
         return self.dirs[key] / filename
-
-
-@dataclass(frozen=True)
-class CgroupLimits:
-    """Limits as the kernel holds them (read back from the files, not what was requested)."""
-
-    cpu_quota_us: int | None  # None = no quota
-    cpu_period_us: int
-    memory_limit_bytes: int | None  # None = no limit
-    swap_limited: bool  # True when memory+swap is capped at the memory limit (or swap.max = 0)
-
-    @property
-    def cpu_cores(self) -> float | None:
-        if self.cpu_quota_us is None:
-            return None
-        return self.cpu_quota_us / self.cpu_period_us
-
-
-@dataclass(frozen=True)
-class CgroupStats:
-    """One reading of a cgroup, in cAdvisor's units and meanings."""
-
-    cpu_usage_seconds: float
-    memory_usage_bytes: int  # what the kernel charges, page cache included
-    memory_working_set_bytes: int  # usage − inactive file: what cAdvisor and `docker stats` show
-    memory_rss_bytes: int  # anonymous memory
-    memory_cache_bytes: int
-    cfs_periods: int
-    cfs_throttled_periods: int
-    cfs_throttled_seconds: float
-    oom_kills: int
 
 
 # --- detection -----------------------------------------------------------------------------
@@ -281,108 +247,6 @@ def join_before_exec(cgroup: Cgroup) -> Callable[[], None]:
     return join
 
 
-# --- reading -------------------------------------------------------------------------------
-
-
-def _read_int(path: Path) -> int:
-    return int(path.read_text().strip())
-
-
-def _read_keyed(path: Path) -> dict[str, int]:
-    """A flat keyed file (`key value` per line) such as memory.stat or cpu.stat."""
-    values: dict[str, int] = {}
-    for line in path.read_text().splitlines():
-        parts = line.split()
-        if len(parts) == 2:
-            try:
-                values[parts[0]] = int(parts[1])
-            except ValueError:
-                continue
-    return values
-
-
-def read_limits(cgroup: Cgroup) -> CgroupLimits:
-    """The limits the kernel enforces now, read back from the cgroup's files."""
-    if not cgroup.enforced:
-        return CgroupLimits(None, CFS_PERIOD_US, None, swap_limited=False)
-    if cgroup.version == "v2":
-        quota_text, period_text = cgroup.file("cpu", "cpu.max").read_text().split()
-        memory_text = cgroup.file("memory", "memory.max").read_text().strip()
-        swap_file = cgroup.file("memory", "memory.swap.max")
-        swap_limited = not swap_file.exists() or swap_file.read_text().strip() == "0"
-        return CgroupLimits(
-            cpu_quota_us=None if quota_text == "max" else int(quota_text),
-            cpu_period_us=int(period_text),
-            memory_limit_bytes=None if memory_text == "max" else int(memory_text),
-            swap_limited=swap_limited,
-        )
-    quota = _read_int(cgroup.file("cpu", "cpu.cfs_quota_us"))
-    period = _read_int(cgroup.file("cpu", "cpu.cfs_period_us"))
-    memory = _read_int(cgroup.file("memory", "memory.limit_in_bytes"))
-    memsw_file = cgroup.file("memory", "memory.memsw.limit_in_bytes")
-    # Without swap accounting (no memsw file) the kernel cannot swap a cgroup past the limit
-    # unaccounted either way; the study machines have no swap configured.
-    swap_limited = not memsw_file.exists() or _read_int(memsw_file) == memory
-    return CgroupLimits(
-        cpu_quota_us=None if quota < 0 else quota,
-        cpu_period_us=period,
-        memory_limit_bytes=None if memory >= _V1_UNLIMITED_FLOOR else memory,
-        swap_limited=swap_limited,
-    )
-
-
-def read_stats(cgroup: Cgroup) -> CgroupStats:
-    """CPU, memory, CFS throttling and OOM kills, computed as cAdvisor computes them."""
-    if not cgroup.enforced:
-        raise CgroupError(f"{cgroup.name} has no cgroup ({cgroup.reason})")
-    if cgroup.version == "v2":
-        return _read_stats_v2(cgroup)
-    return _read_stats_v1(cgroup)
-
-
-def _working_set(usage: int, inactive_file: int) -> int:
-    # cAdvisor: workingSet = usage - inactive_file, floored at 0.
-    return max(usage - inactive_file, 0)
-
-
-def _read_stats_v1(cgroup: Cgroup) -> CgroupStats:
-    usage_ns = _read_int(cgroup.file("cpuacct", "cpuacct.usage"))
-    cpu_stat = _read_keyed(cgroup.file("cpu", "cpu.stat"))
-    memory_stat = _read_keyed(cgroup.file("memory", "memory.stat"))
-    usage = _read_int(cgroup.file("memory", "memory.usage_in_bytes"))
-    oom = _read_keyed(cgroup.file("memory", "memory.oom_control"))
-    return CgroupStats(
-        cpu_usage_seconds=usage_ns / 1e9,
-        memory_usage_bytes=usage,
-        # v1 keys with the total_ prefix include descendants, as cAdvisor uses.
-        memory_working_set_bytes=_working_set(usage, memory_stat.get("total_inactive_file", 0)),
-        memory_rss_bytes=memory_stat.get("total_rss", 0),
-        memory_cache_bytes=memory_stat.get("total_cache", 0),
-        cfs_periods=cpu_stat.get("nr_periods", 0),
-        cfs_throttled_periods=cpu_stat.get("nr_throttled", 0),
-        cfs_throttled_seconds=cpu_stat.get("throttled_time", 0) / 1e9,
-        oom_kills=oom.get("oom_kill", 0),
-    )
-
-
-def _read_stats_v2(cgroup: Cgroup) -> CgroupStats:
-    cpu_stat = _read_keyed(cgroup.file("cpu", "cpu.stat"))
-    memory_stat = _read_keyed(cgroup.file("memory", "memory.stat"))
-    usage = _read_int(cgroup.file("memory", "memory.current"))
-    events = _read_keyed(cgroup.file("memory", "memory.events"))
-    return CgroupStats(
-        cpu_usage_seconds=cpu_stat.get("usage_usec", 0) / 1e6,
-        memory_usage_bytes=usage,
-        memory_working_set_bytes=_working_set(usage, memory_stat.get("inactive_file", 0)),
-        memory_rss_bytes=memory_stat.get("anon", 0),
-        memory_cache_bytes=memory_stat.get("file", 0),
-        cfs_periods=cpu_stat.get("nr_periods", 0),
-        cfs_throttled_periods=cpu_stat.get("nr_throttled", 0),
-        cfs_throttled_seconds=cpu_stat.get("throttled_usec", 0) / 1e6,
-        oom_kills=events.get("oom_kill", 0),
-    )
-
-
 def pids(cgroup: Cgroup) -> list[int]:
     """Every process in the cgroup (union over the v1 controllers: a pid may sit in only some)."""
     found: set[int] = set()
@@ -401,48 +265,49 @@ def remove_cgroup(cgroup: Cgroup, timeout_s: float = 5.0) -> None:
     """SIGKILL what is left inside, wait until the cgroup is empty, then rmdir it.
 
     A cgroup with processes cannot be removed (EBUSY), and a process that exits is only
-    gone from cgroup.procs once reaped, so this polls (no fixed sleep) up to `timeout_s`.
+    gone from cgroup.procs once reaped, so this polls up to `timeout_s`.
     """
     if not cgroup.enforced:
         return
-    deadline = time.monotonic() + timeout_s
-    while True:
+
+    def emptied() -> bool:
         left = pids(cgroup)
-        if not left:
-            break
         for pid in left:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-        if time.monotonic() > deadline:
-            raise CgroupError(f"cgroup {cgroup.relpath} still holds pids {left} after SIGKILL")
-        _reap(left)
-        time.sleep(0.02)
-    for directory in cgroup.dirs.values():
-        _rmdir_when_empty(directory, deadline)
+            # A killed child of ours stays a zombie — and in cgroup.procs — until waited for.
+            # Only these pids are reaped, never waitpid(-1): that would steal other Popen
+            # objects' statuses.
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, os.WNOHANG)
+        if left:
+            raise net.NotReady(f"pids {left} still inside")
+        return True
 
-
-def _reap(candidates: list[int]) -> None:
-    # A killed child of ours stays a zombie — and in cgroup.procs — until waited for. Only
-    # these pids are reaped, never waitpid(-1): that would steal other Popen objects' statuses.
-    for pid in candidates:
-        try:
-            os.waitpid(pid, os.WNOHANG)
-        except ChildProcessError:
-            continue
-
-
-def _rmdir_when_empty(directory: Path, deadline: float) -> None:
-    while True:
+    def removed(directory: Path) -> bool:
         try:
             directory.rmdir()
-            return
         except FileNotFoundError:
-            return
+            pass
         except OSError as error:
             # EBUSY while the kernel finishes tearing down a just-emptied cgroup.
-            if error.errno != errno.EBUSY or time.monotonic() > deadline:
+            if error.errno != errno.EBUSY:
                 raise CgroupError(f"cannot remove cgroup {directory}: {error}") from error
-            time.sleep(0.02)
+            raise net.NotReady(str(error)) from None
+        return True
+
+    try:
+        net.poll(emptied, timeout_s, f"emptying cgroup {cgroup.relpath}", interval_s=0.02)
+        for directory in cgroup.dirs.values():
+            net.poll(lambda d=directory: removed(d), timeout_s, f"rmdir {directory}", 0.02)
+    except net.NotReady as error:
+        raise CgroupError(str(error)) from None
+
+
+def remove_all(run_id: str, layout: Layout | None = None) -> list[str]:
+    """Kill whatever runs in a run's cgroups and remove them all (a run stopped abruptly:
+    Ctrl-C, a killed kernel); returns the removed paths."""
+    return clean_stale(layout, min_age_s=0.0, only_run=run_id, kill=True)
 
 
 def remove_run(run_id: str, layout: Layout | None = None) -> None:
@@ -478,6 +343,8 @@ def clean_stale(
     keep_run: str | None = None,
     min_age_s: float = 120.0,
     prefix: str = "",
+    only_run: str | None = None,
+    kill: bool = False,
 ) -> list[str]:
     """Remove cgroups of earlier runs that hold no process; returns their relative paths.
 
@@ -485,7 +352,8 @@ def clean_stale(
     their empty cgroups stay. A cgroup that still has processes belongs to a live run — maybe
     another user's — and is left alone; so is an empty one younger than `min_age_s`, which
     may be a run still starting (cgroups are made before Prometheus, the services join after).
-    `prefix` limits the sweep to run ids starting with it (tests sweep only their own).
+    `prefix` limits the sweep to run ids starting with it (tests sweep only their own),
+    `only_run` to one run; `kill=True` also removes cgroups that still hold processes.
     """
     layout = layout or detect_layout()
     if layout is None:
@@ -498,6 +366,8 @@ def clean_stale(
             run_ids.update(
                 p.name for p in parent.iterdir() if p.is_dir() and p.name.startswith(prefix)
             )
+    if only_run is not None:
+        run_ids &= {only_run}
     for run_id in sorted(run_ids - {keep_run}):
         names: set[str] = set()
         for root in layout.roots.values():
@@ -506,7 +376,7 @@ def clean_stale(
                 names.update(p.name for p in run_dir.iterdir() if p.is_dir())
         for name in sorted(names):
             cgroup = open_cgroup(name, f"{STUDY_PARENT}/{run_id}/{name}", layout)
-            if pids(cgroup) or _age_s(cgroup) < min_age_s:
+            if not kill and (pids(cgroup) or _age_s(cgroup) < min_age_s):
                 continue
             try:
                 remove_cgroup(cgroup, timeout_s=1.0)

@@ -13,7 +13,7 @@ PATH is relative to the hierarchy roots (v1: the same path under each controller
 Values are read at scrape time — no background polling, no stale cache.
 
 `--pid NAME=PID` is the fallback when cgroups could not be created (limits not enforced): CPU
-and memory of that one process from /proc, so the plots still have lines; the spec (limit)
+and memory of that one process (psutil), so the plots still have lines; the spec (limit)
 and CFS metrics are then absent, as the limits are.
 """
 
@@ -21,18 +21,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import signal
 import sys
 import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+import psutil
 from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from helpers.serving import cgroups
+from helpers.serving import cgroup_stats, cgroups
 
 
 class CgroupCollector(Collector):
@@ -99,8 +99,8 @@ class CgroupCollector(Collector):
         )
         for group in self.groups:
             try:
-                stats = cgroups.read_stats(group)
-                limits = cgroups.read_limits(group)
+                stats = cgroup_stats.read_stats(group)
+                limits = cgroup_stats.read_limits(group)
             except (OSError, ValueError, cgroups.CgroupError):
                 continue
             value = [group.name]
@@ -133,19 +133,14 @@ class CgroupCollector(Collector):
 
 
 def _process_reading(pid: int) -> tuple[float, int] | None:
-    """(user+system CPU seconds, RSS bytes) of one process from /proc; None once it is gone."""
+    """(user+system CPU seconds, RSS bytes) of one process; None once it is gone."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        status = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
+        process = psutil.Process(pid)
+        with process.oneshot():
+            times, rss = process.cpu_times(), process.memory_info().rss
+    except psutil.Error:
         return None
-    # Fields after the parenthesised command name (which may itself contain spaces).
-    fields = stat.rsplit(")", 1)[1].split()
-    ticks = int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of proc(5))
-    rss_kib = next(
-        (int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")), 0
-    )
-    return ticks / os.sysconf("SC_CLK_TCK"), rss_kib * 1024
+    return times.user + times.system, rss
 
 
 def build_registry(

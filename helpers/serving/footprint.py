@@ -2,7 +2,7 @@
 
 Two numbers per service, measured on the real local stack (each service in its 0.5 CPU /
 128 MiB cgroup):
-- idle memory after start-up and a short warm-up: the process RSS (/proc) and the cgroup
+- idle memory after start-up and a short warm-up: the process RSS (psutil) and the cgroup
   working set (what cAdvisor and the memory panel report);
 - CPU time per 1000 sequential requests: the cgroup's CPU usage delta (cpuacct / cpu.stat)
   over 1000 `POST /predict` sent one after another on one keep-alive connection. Sequential
@@ -25,11 +25,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import psutil
 
 from helpers import paths
 from helpers.net import free_port
-from helpers.serving import cgroups, stack
+from helpers.serving import cgroup_stats
+from helpers.serving.local import LocalStack, start_local_stack
 from helpers.serving.services import SERVICE_NAMES
+from helpers.serving.stack import gomaxprocs_from_log
 
 MIB = 1024 * 1024
 WARMUP_REQUESTS = 50
@@ -44,13 +47,6 @@ class ServiceCost:
     cpu_seconds_per_1000: float
     idle_cpu_seconds_per_s: float  # background: scrapes, timers
     gomaxprocs: int | None = None
-
-
-def _rss_bytes(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    return 0
 
 
 def _instances(count: int) -> list[dict[str, float]]:
@@ -68,7 +64,7 @@ def _instances(count: int) -> list[dict[str, float]]:
 
 
 def measure(
-    running: stack.LocalStack, requests: int = 1000, idle_window_s: float = IDLE_WINDOW_S
+    running: LocalStack, requests: int = 1000, idle_window_s: float = IDLE_WINDOW_S
 ) -> list[ServiceCost]:
     """Measure each service of a running local stack, one after another."""
     if not running.limits_enforced:
@@ -83,23 +79,23 @@ def measure(
         with httpx.Client(base_url=running.service_urls[name], timeout=30.0) as client:
             for body in bodies[:WARMUP_REQUESTS]:
                 client.post("/predict", json=body).raise_for_status()
-            idle_start = cgroups.read_stats(group)
+            idle_start = cgroup_stats.read_stats(group)
             started = time.monotonic()
             time.sleep(idle_window_s)
-            idle_end = cgroups.read_stats(group)
+            idle_end = cgroup_stats.read_stats(group)
             idle_rate = (idle_end.cpu_usage_seconds - idle_start.cpu_usage_seconds) / (
                 time.monotonic() - started
             )
-            idle_rss = _rss_bytes(pid)
-            before = cgroups.read_stats(group)
+            idle_rss = psutil.Process(pid).memory_info().rss
+            before = cgroup_stats.read_stats(group)
             for body in bodies:
                 client.post("/predict", json=body).raise_for_status()
-            after = cgroups.read_stats(group)
+            after = cgroup_stats.read_stats(group)
         per_1000 = (after.cpu_usage_seconds - before.cpu_usage_seconds) * 1000 / requests
         gomaxprocs = None
         if name == "go-api-onnx":
             log = running.processes[name].log_path.read_text(errors="replace")
-            gomaxprocs = stack.gomaxprocs_from_log(log)
+            gomaxprocs = gomaxprocs_from_log(log)
         results.append(
             ServiceCost(
                 name=name,
@@ -153,10 +149,7 @@ def run(
         ports[name] = port
     with tempfile.TemporaryDirectory(prefix="bench-services-") as scratch:
         target = run_dir or Path(scratch) / "bench-services"
-        with stack.start_stack(
-            "local", run_dir=target, artifacts_dir=artifacts_dir, ports=ports
-        ) as running:
-            assert isinstance(running, stack.LocalStack)
+        with start_local_stack(run_dir=target, artifacts_dir=artifacts_dir, ports=ports) as running:
             results = measure(running, requests=requests)
     print(format_table(results, requests))
     return results
@@ -164,7 +157,7 @@ def run(
 
 def section(args: argparse.Namespace) -> None:
     """The `make bench` entry (helpers.bench.SECTIONS)."""
-    run(artifacts_dir=getattr(args, "artifacts_dir", paths.ARTIFACTS_DIR))
+    run(artifacts_dir=args.artifacts_dir)
 
 
 if __name__ == "__main__":

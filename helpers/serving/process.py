@@ -1,6 +1,7 @@
-"""Start and stop the study's server processes so that none outlives its owner.
+"""Start and stop the study's processes so that none outlives its owner.
 
-Every server (services, Prometheus, exporters) is started through `start()`:
+Every server (services, Prometheus, exporters) and the load generator is started through
+`start()`:
 - its output goes to a log file (the run folder keeps it);
 - it gets its own process group, so stopping it stops what it spawned;
 - the kernel sends it SIGKILL if the Python process that started it dies (PR_SET_PDEATHSIG),
@@ -21,12 +22,33 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psutil
+
 _PR_SET_PDEATHSIG = 1
 
 
 def _die_with_parent() -> None:
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def describe_status(status: int | None) -> str:
+    """`exit status 2`, `killed by SIGKILL`: how a reader wants an exit told."""
+    if status is None:
+        return "still running"
+    if status < 0:
+        with contextlib.suppress(ValueError):
+            return f"killed by {signal.Signals(-status).name}"
+        return f"killed by signal {-status}"
+    return f"exit status {status}"
+
+
+def tail(path: Path, lines: int = 20) -> str:
+    """The last lines of a log file ('' if there is none yet)."""
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except FileNotFoundError:
+        return ""
 
 
 @dataclass
@@ -43,11 +65,23 @@ class ManagedProcess:
     def alive(self) -> bool:
         return self.popen.poll() is None
 
+    @property
+    def returncode(self) -> int | None:
+        return self.popen.poll()
+
     def log_tail(self, lines: int = 20) -> str:
+        return tail(self.log_path, lines)
+
+    def cpu_seconds(self) -> float | None:
+        """user + system CPU seconds of the process and its children so far (None once gone)."""
         try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except FileNotFoundError:
-            return ""
+            times = psutil.Process(self.pid).cpu_times()
+        except psutil.Error:
+            return None
+        return times.user + times.system + times.children_user + times.children_system
+
+    def wait(self, timeout: float | None = None) -> int:
+        return self.popen.wait(timeout=timeout)
 
     def stop(self, grace_s: float = 10.0) -> int:
         """SIGTERM the process group, wait up to `grace_s`, then SIGKILL. Returns exit status."""

@@ -1,9 +1,10 @@
-"""The real Prometheus server for the local backend, and for re-reading a finished run.
+"""The real Prometheus server of the local backend (and the command line every one runs with).
 
 The study keeps its time series in a real Prometheus (the Debian binary `make setup`
 installs) rather than in ad-hoc files, so the analysis notebooks run the same PromQL against
 either backend, and so a run can be re-analysed later: the TSDB lives in the run folder
-(`run_dir/prometheus/data/`) and `open_for_analysis(run_dir)` starts a Prometheus on it again.
+(`run_dir/prometheus/data/`) and `helpers.analysis.tsdb.reopen(run_dir)` starts a Prometheus
+on it again.
 
 Flags and why:
 - `--web.enable-remote-write-receiver`: k6 pushes its client-side metrics (remote write);
@@ -16,12 +17,9 @@ Flags and why:
 
 from __future__ import annotations
 
-import contextlib
 import re
 import shutil
 import subprocess
-import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from string import Template
@@ -84,7 +82,8 @@ def render_config(
     )
 
 
-def _argv(config: Path, data_dir: Path, port: int) -> list[str]:
+def argv(config: Path, data_dir: Path, port: int) -> list[str]:
+    """The command line of every Prometheus the study starts (a stack's, an analysis')."""
     return [
         str(binary()),
         f"--config.file={config}",
@@ -110,7 +109,7 @@ def start(
     data_dir.mkdir(parents=True, exist_ok=True)
     config = prom_dir / "prometheus.yml"
     config.write_text(config_text)
-    managed = process.start(name, _argv(config, data_dir, port), log_path)
+    managed = process.start(name, argv(config, data_dir, port), log_path)
     try:
         net.wait_until_ready(
             f"http://127.0.0.1:{port}/-/ready", timeout_s=READY_TIMEOUT_S, process=managed.popen
@@ -128,54 +127,15 @@ def wait_for_targets(url: str, jobs: set[str], timeout_s: float = 20.0) -> None:
     After this, a query returns the services' series: the notebooks never wait blindly.
     """
 
-    deadline = time.monotonic() + timeout_s
-    state: dict[str, str] = {}
-    while time.monotonic() < deadline:
+    def all_up() -> bool:
         response = httpx.get(f"{url}/api/v1/targets", params={"state": "active"}, timeout=2.0)
         response.raise_for_status()
         state = {
             t["labels"].get("job", "?"): f"{t['health']} {t.get('lastError', '')}".strip()
             for t in response.json()["data"]["activeTargets"]
         }
-        if all(state.get(job, "").startswith("up") for job in jobs):
-            return
-        time.sleep(0.1)
-    raise net.NotReady(f"Prometheus targets not all up after {timeout_s:.0f} s: {state}")
+        if not all(state.get(job, "").startswith("up") for job in jobs):
+            raise net.NotReady(str(state))
+        return True
 
-
-_ANALYSIS_CONFIG = """# Re-reading a finished run: no scrape targets, so nothing new is written.
-global:
-  scrape_interval: 1m
-"""
-
-
-@contextlib.contextmanager
-def open_for_analysis(run_dir: Path, port: int | None = None) -> Iterator[str]:
-    """Start Prometheus on a finished run's TSDB (no targets) and yield its URL.
-
-    Analysis reads Prometheus and run-folder files only, never the stack, so a run can be
-    re-analysed after the stack is gone. Prometheus has no read-only mode: it replays the WAL
-    and may compact blocks in place, but with no scrape targets it adds no samples. Its lock
-    file refuses a TSDB still held by a live stack.
-    """
-    data_dir = Path(run_dir) / "prometheus" / "data"
-    if not data_dir.is_dir():
-        raise FileNotFoundError(f"no Prometheus data in {data_dir}: is {run_dir} a run folder?")
-    port = port or net.free_port()
-    analysis_dir = Path(run_dir) / "prometheus" / "analysis"
-    analysis_dir.mkdir(parents=True, exist_ok=True)
-    config = analysis_dir / "prometheus.yml"
-    config.write_text(_ANALYSIS_CONFIG)
-    managed = process.start(
-        "prometheus-analysis", _argv(config, data_dir, port), analysis_dir / "prometheus.log"
-    )
-    try:
-        try:
-            net.wait_until_ready(
-                f"http://127.0.0.1:{port}/-/ready", timeout_s=READY_TIMEOUT_S, process=managed.popen
-            )
-        except net.NotReady as error:
-            raise net.NotReady(f"{error}\n{managed.log_tail()}") from error
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        managed.stop()
+    net.poll(all_up, timeout_s, "Prometheus targets all up", interval_s=0.1)

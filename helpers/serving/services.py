@@ -1,9 +1,8 @@
 """How each of the three services is started as a process: one place for the command lines.
 
-Both the contract tests and the local backend of `helpers.serving.stack` start services from these
-specs, so a service is launched the same way wherever it runs. Services never import
-`helpers`; this module only knows their command lines and environment variables
-(services/CONTRACT.md).
+Both the contract tests and the local backend start services from these specs, so a service
+is launched the same way wherever it runs. Services never import `helpers`; this module only
+knows their command lines and environment variables (services/CONTRACT.md).
 """
 
 from __future__ import annotations
@@ -14,6 +13,14 @@ from pathlib import Path
 
 from helpers import paths
 
+SERVICE_NAMES = ("python-api-pkl", "python-api-onnx", "go-api-onnx")
+# The latency histogram's boundaries (seconds) that services/CONTRACT.md fixes for all three;
+# recorded with every run, so its quantiles can be recomputed later on any subset of them.
+LATENCY_BUCKETS_S = (
+    0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.025,
+    0.03, 0.04, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+)  # fmt: skip
+
 
 @dataclass(frozen=True)
 class ServiceSpec:
@@ -21,7 +28,6 @@ class ServiceSpec:
     model_file: str  # artifact name inside the artifacts dir
     argv: tuple[str, ...]
     cwd: Path
-    default_port: int
     extra_env: dict[str, str] = field(default_factory=dict)
 
     def environment(
@@ -55,13 +61,12 @@ class ServiceSpec:
         return env
 
 
-def _python_service(name: str, module: str, model_file: str, port: int) -> ServiceSpec:
+def _python_service(name: str, module: str, model_file: str) -> ServiceSpec:
     return ServiceSpec(
         name=name,
         model_file=model_file,
         argv=(str(paths.service_python(name)), "-m", module),
         cwd=paths.SERVICES_DIR / name,
-        default_port=port,
         # Stable HTTP semantic conventions: http.server.request.duration in seconds.
         extra_env={"OTEL_SEMCONV_STABILITY_OPT_IN": "http", "PYTHONUNBUFFERED": "1"},
     )
@@ -73,19 +78,15 @@ def _go_service() -> ServiceSpec:
         model_file="model.onnx",
         argv=(str(paths.GO_SERVICE_BINARY),),
         cwd=paths.REPO_ROOT,
-        default_port=5003,
         extra_env={"ORT_SHARED_LIB_PATH": str(paths.ort_shared_library())},
     )
 
 
 def all_services() -> dict[str, ServiceSpec]:
-    """The three services in the seed's order, with the seed's host ports as defaults."""
+    """The three services in the seed's order."""
     specs = [
-        _python_service("python-api-pkl", "pkl_api", "model.pkl", 5001),
-        _python_service("python-api-onnx", "onnx_api", "model.onnx", 5002),
+        _python_service("python-api-pkl", "pkl_api", "model.pkl"),
+        _python_service("python-api-onnx", "onnx_api", "model.onnx"),
         _go_service(),
     ]
     return {spec.name: spec for spec in specs}
-
-
-SERVICE_NAMES = ("python-api-pkl", "python-api-onnx", "go-api-onnx")

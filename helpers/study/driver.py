@@ -6,15 +6,21 @@
 Each notebook is executed into the run folder (`<name>.ipynb` + `<name>.html`) with the
 study's parameters — only those its `parameters` cell declares — under a per-cell timeout
 and one outer timeout for the whole study. The first failure stops the study: the failing
-cell's error is printed and the exit status is 1 (2 for bad arguments). Adding a notebook
-to the study is one line in NOTEBOOKS.
+cell's error is printed and the exit status is 1 (2 for bad arguments). A service that exited
+during the run (its stack recorded it in stack/events.json) also makes the study fail, after
+the analysis has said which figures it spoils. Adding a notebook is one line in NOTEBOOKS.
+
+Ctrl-C (or SIGTERM) stops everything within seconds: the running notebook's kernel gets the
+interrupt (k6 stops gracefully and the load-test index is written with the interrupted phase
+marked; the stack's teardown runs), anything still alive after a grace period is killed, the
+run's cgroups are removed, and study.json says the run was interrupted (exit status 130).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
-import os
 import re
 import signal
 import subprocess
@@ -27,10 +33,13 @@ from typing import Any
 
 import nbformat
 import papermill
+import psutil
 from nbconvert import HTMLExporter
 
 from helpers import paths
-from helpers.load.loadtest import MODE_CHOICES
+from helpers.load.profiles import MODE_CHOICES, PROFILES_FILE, get_profile
+from helpers.serving import cgroups
+from helpers.serving.stack import read_exits, run_id_of
 
 NOTEBOOKS: list[str] = [
     "01_train_model",
@@ -45,6 +54,7 @@ BACKENDS = ("local", "docker")
 STUDY_TIMEOUT_S = {"seed": 3 * 3600, "quick": 3600, "smoke": 1200}
 # Per cell: notebook 04 runs the whole load test in one cell (seed, both modes: ~34 min).
 CELL_TIMEOUT_S = {"seed": 3600, "quick": 1200, "smoke": 900}
+INTERRUPT_GRACE_S = 8.0  # the kernel's own teardown after Ctrl-C; then SIGKILL
 KERNEL_NAME = "onnx-serving-study"
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
@@ -98,7 +108,11 @@ def failing_cell_error(executed: Path) -> str:
 def execute(
     notebook: Path, executed: Path, parameters: dict[str, Any], cell_timeout: int, timeout: float
 ) -> None:
-    """Run one notebook with papermill in a child process, so the outer timeout can end it."""
+    """Run one notebook with papermill in a child process, so the outer timeout can end it.
+
+    papermill runs in a session of its own, so a terminal's Ctrl-C reaches only this driver,
+    which then interrupts the kernel itself (`interrupt`) instead of orphaning it.
+    """
     command = [
         sys.executable,
         "-m",
@@ -113,8 +127,8 @@ def execute(
         str(cell_timeout),
         "--cwd",
         str(notebook.parent),
-        # Cell outputs (k6's progress among them) stream to the terminal as they come, so a
-        # headless `make study` shows its long work instead of a cell counter standing still.
+        # Cell outputs stream to the terminal as they come, so a headless `make study` shows
+        # its long work instead of a cell counter standing still.
         "--log-output",
         "--no-progress-bar",
     ]
@@ -122,27 +136,48 @@ def execute(
     try:
         status = process.wait(timeout=max(timeout, 0.0))
     except subprocess.TimeoutExpired:
-        _stop_group(process)
+        interrupt(process)
         raise NotebookFailed(
             f"{notebook.name}: the study's outer timeout was reached and the notebook was "
             f"stopped (partial output, saved after each cell: {executed})"
         ) from None
+    except KeyboardInterrupt:
+        interrupt(process)
+        raise
     if status != 0:
         raise NotebookFailed(f"{notebook.name} failed in {failing_cell_error(executed)}")
 
 
-def _stop_group(process: subprocess.Popen) -> None:
-    """SIGTERM papermill's process group, SIGKILL if it lingers (the kernel exits with it)."""
-    for sig, grace in ((signal.SIGTERM, 10), (signal.SIGKILL, 5)):
-        try:
-            os.killpg(process.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            process.wait(timeout=grace)
-            return
-        except subprocess.TimeoutExpired:
-            continue
+def interrupt(papermill_process: subprocess.Popen, grace_s: float = INTERRUPT_GRACE_S) -> None:
+    """Stop a running notebook and everything it started, within about `grace_s`.
+
+    The kernel gets SIGINT — a KeyboardInterrupt in the running cell, so the study's own
+    teardown runs (k6 stopped, index written, stack stopped) and papermill saves the notebook
+    and exits. Whatever is still alive after `grace_s` gets SIGKILL.
+    """
+    try:
+        tree = psutil.Process(papermill_process.pid)
+        descendants = tree.children(recursive=True)
+    except psutil.NoSuchProcess:
+        return
+    kernels = [p for p in descendants if _is_kernel(p)]
+    for kernel in kernels or [tree]:
+        with contextlib.suppress(psutil.Error):
+            kernel.send_signal(signal.SIGINT)
+    _, alive = psutil.wait_procs([tree, *descendants], timeout=grace_s)
+    for leftover in alive:
+        with contextlib.suppress(psutil.Error):
+            leftover.kill()
+    psutil.wait_procs(alive, timeout=5)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        papermill_process.wait(timeout=5)
+
+
+def _is_kernel(process: psutil.Process) -> bool:
+    try:
+        return "ipykernel_launcher" in " ".join(process.cmdline())
+    except psutil.Error:
+        return False
 
 
 def to_html(executed: Path) -> Path:
@@ -159,10 +194,11 @@ def run_notebooks(
     cell_timeout: int = CELL_TIMEOUT_S["seed"],
     timeout: float = STUDY_TIMEOUT_S["seed"],
 ) -> int:
-    """Execute `notebooks` in order into `run_dir`; 0 if all ran, 1 at the first failure."""
+    """Execute `notebooks` in order into `run_dir`; 0 if all ran, 1 at the first failure (or
+    when a service exited during the run), 130 when interrupted."""
     run_dir.mkdir(parents=True, exist_ok=True)
     deadline = time.monotonic() + timeout
-    record: dict[str, Any] = {"parameters": parameters, "notebooks": {}}
+    record: dict[str, Any] = {"parameters": parameters, "notebooks": {}, "interrupted": False}
     status = 0
     for notebook in notebooks:
         executed = run_dir / notebook.name
@@ -175,6 +211,11 @@ def run_notebooks(
         except NotebookFailed as failure:
             print(f"\nSTUDY FAILED: {failure}", file=sys.stderr, flush=True)
             status = 1
+        except KeyboardInterrupt:
+            status = 130
+            record["interrupted"] = True
+            record["interrupted_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+            record["interrupted_in"] = notebook.stem
         record["notebooks"][notebook.stem] = {
             "ok": status == 0,
             "seconds": round(time.monotonic() - started, 1),
@@ -183,10 +224,30 @@ def run_notebooks(
             print(f"   {to_html(executed)}", flush=True)
         if status:
             break
+    if status == 130:
+        removed = cgroups.remove_all(run_id_of(run_dir))
+        print(
+            f"\nSTUDY INTERRUPTED in {record['interrupted_in']}: everything it started is "
+            f"stopped{f' ({len(removed)} cgroups removed)' if removed else ''}; what was measured "
+            f"so far is in {run_dir}",
+            file=sys.stderr,
+            flush=True,
+        )
+    exits = read_exits(run_dir)
+    record["service_exits"] = [event.sentence() for event in exits]
+    if exits and status == 0:
+        status = 1
+        print(
+            "\nSTUDY FAILED: a service stopped during the run — "
+            + "; ".join(record["service_exits"])
+            + " (its figures after that moment are marked not measured)",
+            file=sys.stderr,
+            flush=True,
+        )
     (run_dir / "study.json").write_text(json.dumps(record, indent=2, default=str) + "\n")
     if status == 0:
         print(f"\nreport: {run_dir / notebooks[-1].with_suffix('.html').name}")
-        print(f"run folder: {run_dir}")
+    print(f"run folder: {run_dir}")
     return status
 
 
@@ -203,6 +264,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--run-id", help="folder name under --results-dir (default: timestamp)")
     parser.add_argument("--results-dir", type=Path, default=paths.RESULTS_DIR)
     parser.add_argument("--artifacts-dir", type=Path, default=paths.ARTIFACTS_DIR)
+    parser.add_argument(
+        "--profiles-file", type=Path, default=PROFILES_FILE, help="the load shapes (k6 profiles)"
+    )
     parser.add_argument("--notebooks-dir", type=Path, default=paths.NOTEBOOKS_DIR)
     parser.add_argument(
         "--notebooks", help=f"comma-separated numbers or names (default: all of {NOTEBOOKS})"
@@ -221,7 +285,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         parser.error("--cell-timeout and --timeout must be positive numbers of seconds")
     try:
         args.selected = select(NOTEBOOKS, args.notebooks)
-    except ValueError as error:
+        get_profile(args.profile, args.profiles_file)
+    except (ValueError, OSError) as error:
         parser.error(str(error))
     missing = [
         name for name in args.selected if not (args.notebooks_dir / f"{name}.ipynb").exists()
@@ -247,6 +312,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     run_dir = (args.results_dir / args.run_id).resolve()
     parameters = {
         "artifacts_dir": str(args.artifacts_dir.resolve()),
+        "profiles_file": str(args.profiles_file.resolve()),
         "run_dir": str(run_dir),
         "results_dir": str(args.results_dir.resolve()),
         "run_id": args.run_id,
@@ -258,8 +324,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     notebooks = [args.notebooks_dir / f"{name}.ipynb" for name in args.selected]
     settings = f"profile={args.profile} backend={args.backend} mode={args.mode}"
     print(f"study {args.run_id}: {settings} → {run_dir}")
+    signal.signal(signal.SIGTERM, _interrupted)  # stopped like Ctrl-C, never orphaning a kernel
     return run_notebooks(notebooks, run_dir, parameters, args.cell_timeout, args.timeout)
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def _interrupted(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,8 +21,9 @@ from typing import Any
 import httpx
 import pytest
 
-from helpers.net import free_port
+from helpers import net
 from helpers.serving import cgroups, stack
+from helpers.serving.local import LocalStack
 from helpers.serving.services import SERVICE_NAMES
 
 pytestmark = pytest.mark.integration
@@ -46,9 +47,9 @@ INSTANCE = {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal
 def _free_ports() -> dict[str, int]:
     chosen: dict[str, int] = {}
     for key in (*SERVICE_NAMES, "prometheus"):
-        port = free_port()
+        port = net.free_port()
         while port in chosen.values():
-            port = free_port()
+            port = net.free_port()
         chosen[key] = port
     return chosen
 
@@ -56,12 +57,12 @@ def _free_ports() -> dict[str, int]:
 @pytest.fixture(scope="module")
 def local_stack(
     model_artifacts: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[stack.LocalStack]:
+) -> Iterator[LocalStack]:
     run_dir = tmp_path_factory.mktemp("run-stack-test")
     started = stack.start_stack(
         "local", run_dir=run_dir, artifacts_dir=model_artifacts, ports=_free_ports()
     )
-    assert isinstance(started, stack.LocalStack)
+    assert isinstance(started, LocalStack)
     try:
         yield started
     finally:
@@ -69,7 +70,7 @@ def local_stack(
 
 
 @pytest.fixture(scope="module")
-def stack_json(local_stack: stack.LocalStack) -> dict[str, Any]:
+def stack_json(local_stack: LocalStack) -> dict[str, Any]:
     return json.loads((local_stack.run_dir / "stack" / "stack.json").read_text())
 
 
@@ -79,19 +80,8 @@ def query(url: str, promql: str) -> list[dict[str, Any]]:
     return response.json()["data"]["result"]
 
 
-def poll(predicate, timeout_s: float = 15.0):  # type: ignore[no-untyped-def]
-    """Poll until `predicate()` is truthy; returns its last value (falsy on timeout)."""
-
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = predicate()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(0.1)
-
-
 def test_the_run_folder_records_the_stack(
-    local_stack: stack.LocalStack, stack_json: dict[str, Any]
+    local_stack: LocalStack, stack_json: dict[str, Any]
 ) -> None:
     assert stack_json["backend"] == "local"
     assert set(stack_json["services"]) == set(SERVICE_NAMES)
@@ -100,10 +90,17 @@ def test_the_run_folder_records_the_stack(
         assert (local_stack.run_dir / "stack" / "logs" / f"{name}.log").is_file()
         assert stack_json["services"][name]["healthz"]["status"] == "ok"
     assert stack_json["limits_enforced"] == local_stack.limits_enforced
+    # What the analysis needs later, frozen now: the served model and the histogram's layout.
+    frozen = json.loads((local_stack.run_dir / "stack" / "manifest.json").read_text())
+    assert (
+        frozen["artifacts"]["model.onnx"]["sha256"]
+        == stack_json["services"]["go-api-onnx"]["healthz"]["model_sha256"]
+    )
+    assert stack_json["latency_buckets_s"][9] == 0.025  # the study's latency objective
 
 
 def test_limits_read_back_as_half_a_core_and_128_mib(
-    local_stack: stack.LocalStack, stack_json: dict[str, Any]
+    local_stack: LocalStack, stack_json: dict[str, Any]
 ) -> None:
     if not local_stack.limits_enforced:
         pytest.skip(f"cgroups not writable here, stack runs unlimited: {local_stack.limits_note}")
@@ -124,7 +121,7 @@ def test_limits_read_back_as_half_a_core_and_128_mib(
 
 
 def test_prometheus_has_every_contract_metric_for_every_service(
-    local_stack: stack.LocalStack,
+    local_stack: LocalStack,
 ) -> None:
     for name, url in local_stack.service_urls.items():
         with httpx.Client(base_url=url, timeout=10.0) as client:
@@ -144,7 +141,7 @@ def test_prometheus_has_every_contract_metric_for_every_service(
         missing["http_server_request_duration_seconds"] = set(SERVICE_NAMES) - jobs
         return not missing["http_server_request_duration_seconds"]
 
-    assert poll(server_histograms_arrived), missing
+    net.poll(server_histograms_arrived, 15.0, f"histograms in Prometheus (missing {missing})")
     for name in SERVICE_NAMES:
         buckets = query(
             local_stack.prometheus_url,
@@ -161,7 +158,7 @@ def test_prometheus_has_every_contract_metric_for_every_service(
 
 
 def test_gomaxprocs_as_the_go_runtime_chose_it_is_recorded(
-    local_stack: stack.LocalStack, record_property: pytest.RecordProperty
+    local_stack: LocalStack, record_property: pytest.RecordProperty
 ) -> None:
     log = (local_stack.run_dir / "stack" / "logs" / "go-api-onnx.log").read_text()
     gomaxprocs = stack.gomaxprocs_from_log(log)
@@ -173,14 +170,29 @@ def test_gomaxprocs_as_the_go_runtime_chose_it_is_recorded(
     assert 1 <= gomaxprocs <= (os.cpu_count() or 1)
 
 
+def test_a_service_killed_mid_run_is_recorded_with_how_it_ended(
+    local_stack: LocalStack,
+) -> None:
+    """The defect: SIGKILL to go-api-onnx 30 % into a load and nothing said it had exited."""
+    assert local_stack.failures() == []
+    os.kill(local_stack.processes["go-api-onnx"].pid, signal.SIGKILL)
+    exits = net.poll(local_stack.failures, 10.0, "the stack noticing the kill")
+    assert [(e.service, e.how) for e in exits] == [("go-api-onnx", "killed by SIGKILL")]
+    assert exits[0].oom_kills in (0, None)  # a kill by hand, not the OOM killer
+    recorded = stack.read_exits(local_stack.run_dir)
+    assert recorded == exits
+    assert "go-api-onnx stopped at" in recorded[0].sentence()
+
+
 def test_stop_leaves_no_process_and_no_cgroup(
-    local_stack: stack.LocalStack, stack_json: dict[str, Any]
+    local_stack: LocalStack, stack_json: dict[str, Any]
 ) -> None:
     pids = [stack_json["prometheus"]["pid"], stack_json["exporter"]["pid"]]
     pids += [s["pid"] for s in stack_json["services"].values()]
     dirs = [Path(d) for s in stack_json["services"].values() for d in s["cgroup_dirs"].values()]
     local_stack.stop()
     local_stack.stop()  # idempotent
+    assert [e.service for e in local_stack.failures()] == ["go-api-onnx"]  # stop is no failure
     alive = [pid for pid in pids if Path(f"/proc/{pid}").exists()]
     assert not alive, f"still running after stop(): {alive}"
     assert not [d for d in dirs if d.exists()], "cgroups left behind"
@@ -208,3 +220,26 @@ def test_a_port_in_use_is_named_before_anything_starts(
     with pytest.raises(ValueError, match="unknown port name"):
         stack.start_stack(run_dir=tmp_path, artifacts_dir=model_artifacts, ports={"grafana": 1})
     assert not (tmp_path / "stack").exists()
+
+
+def test_a_second_stack_starts_at_once_on_the_ports_of_the_first(
+    tmp_path: Path, model_artifacts: Path
+) -> None:
+    """The defect: a second run within a minute failed with "port … already in use" because
+    the first run's connections, closed by the servers, sat in TIME_WAIT on those ports."""
+    fixed = _free_ports()
+    with stack.start_stack(
+        run_dir=tmp_path / "first", artifacts_dir=model_artifacts, ports=fixed
+    ) as first:
+        clients = [httpx.Client(base_url=url, timeout=10.0) for url in first.service_urls.values()]
+        for client in clients:
+            for _ in range(20):
+                assert client.post("/predict", json=INSTANCE).status_code == 200
+        first.stop()  # the servers close the kept-alive connections: TIME_WAIT on their side
+        for client in clients:
+            client.close()
+    with stack.start_stack(
+        run_dir=tmp_path / "second", artifacts_dir=model_artifacts, ports=fixed
+    ) as second:
+        assert second.service_urls == first.service_urls
+        assert httpx.get(f"{second.service_urls['go-api-onnx']}/healthz").status_code == 200

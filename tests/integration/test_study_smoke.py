@@ -30,7 +30,7 @@ def smoke_run(tmp_path_factory: pytest.TempPathFactory, model_artifacts: Path):
     ports = {name: net.free_port() for name in (*SERVICE_NAMES, "prometheus")}
     stack = start_stack("local", run_dir=run_dir, artifacts_dir=model_artifacts, ports=ports)
     try:
-        result = loadtest.run_load_test(stack, "smoke", "coupled", model_artifacts, progress=False)
+        result = loadtest.run_load_test(stack, "smoke", "coupled", progress=False)
         series = {
             metric: _series(stack.prometheus_url, metric, label, result.phases[0].run_id)
             for metric, label in queries.CONTRACT_METRICS.items()

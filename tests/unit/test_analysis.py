@@ -1,8 +1,7 @@
 """queries → metrics → claims/plots/summary on data made here, in a real Prometheus.
 
 Known series are written as OpenMetrics with timestamps and turned into TSDB blocks by
-`promtool tsdb create-blocks-from openmetrics`; `helpers.serving.prometheus.open_for_analysis` then
-serves them exactly as it serves a finished run. Expected values follow from the data
+`promtool tsdb create-blocks-from openmetrics`; `helpers.analysis.tsdb.reopen` then serves them exactly as it serves a finished run. Expected values follow from the data
 (e.g. a CPU counter growing by 0.25 s per second is 0.25 cores), so every assertion can fail.
 """
 
@@ -18,9 +17,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from helpers.analysis import claims, metrics, plots, queries, summary
-from helpers.load import loadtest
-from helpers.serving import prometheus
+from helpers.analysis import claims, metrics, plots, queries, summary, tsdb
+from helpers.load import loadtest, profiles
+from helpers.serving.stack import ServiceExit
 
 SERVICES = ("python-api-pkl", "python-api-onnx", "go-api-onnx")
 # Per service: requests/s, CPU cores, peak working set (MiB), share of requests in le=0.01
@@ -30,6 +29,7 @@ TRUTH = {
     "go-api-onnx": {"rps": 10, "cpu": 0.05, "mem_mib": 15, "fast_share": 1.0},
 }
 DURATION_S = 300
+SMOKE = profiles.get_profile("smoke")
 BUCKETS = ("0.005", "0.01", "0.025", "+Inf")
 
 
@@ -109,7 +109,7 @@ def run(tmp_path_factory: pytest.TempPathFactory):
         "ended_at": window[1],
         "services": list(SERVICES),
         "windows": {s: window for s in SERVICES},
-        "planned_requests": {s: 1000.0 for s in SERVICES},
+        "planned_requests": 1000,
         "exit_code": 0,
         "summary_path": "",
         "log_path": "",
@@ -124,10 +124,22 @@ def run(tmp_path_factory: pytest.TempPathFactory):
 def analysed(run: Path):
     load_test = loadtest.load_index(run)
     phase = load_test.phases[0]
-    with prometheus.open_for_analysis(run) as url:
-        series = metrics.phase_timeseries(url, phase, window="30s")
+    with tsdb.reopen(run) as url:
+        series = metrics.phase_timeseries(url, phase, SMOKE, window="30s")
         totals = metrics.phase_totals(url, phase)
     return phase, series, totals, metrics.service_metrics(phase, series, totals)
+
+
+@pytest.fixture(scope="module")
+def analysed_with_an_exit(run: Path):
+    """The same data, with go-api-onnx recorded as killed 90 s into its 180 s window."""
+    phase = loadtest.load_index(run).phases[0]
+    killed_at = phase.windows["go-api-onnx"][0] + 90
+    exits = [ServiceExit("go-api-onnx", killed_at, "killed by SIGKILL", 0, "")]
+    with tsdb.reopen(run) as url:
+        series = metrics.phase_timeseries(url, phase, SMOKE, exits, window="30s")
+        totals = metrics.phase_totals(url, phase, exits)
+    return killed_at, series, totals, metrics.service_metrics(phase, series, totals, exits)
 
 
 def test_every_query_renders_without_leftover_placeholders():
@@ -205,9 +217,29 @@ def test_p95_stability_and_keeping_up_on_made_up_series():
             rows.append((service, "planned_requests_per_minute", t, 1000))
     frame = pd.DataFrame(rows, columns=["service", "metric", "elapsed_s", "value"])
     assert claims.p95_stability(frame).verdict == claims.HOLDS
-    assert claims.p95_stability(frame, "python-api-pkl").verdict == claims.FAILS
+    assert claims.p95_stability(frame, service="python-api-pkl").verdict == claims.FAILS
     verdict = claims.keeps_up(frame)
     assert verdict.verdict == claims.FAILS and "python-api-pkl" in verdict.evidence
+
+
+def test_a_service_that_stopped_is_not_measured_after_it_stopped(analysed_with_an_exit):
+    """The defect: go-api-onnx killed mid-load, and its figures and claims went on "holding"."""
+    _, series, totals, per_service = analysed_with_an_exit
+    go = series[(series["service"] == "go-api-onnx") & (series["metric"] == "cpu_cores")]
+    assert not go.empty and go["elapsed_s"].max() <= 90
+    assert per_service.loc["go-api-onnx", "measured_s"] == pytest.approx(90)
+    assert "killed by SIGKILL" in per_service.loc["go-api-onnx", "stopped"]
+    assert pd.isna(per_service.loc["python-api-pkl", "stopped"])
+    # Over the 90 s it ran it served 10 req/s.
+    assert totals.loc["go-api-onnx", "server_requests"] == pytest.approx(900, rel=0.1)
+    table = claims.check_all(per_service, series)
+    assert list(table["verdict"]) == [
+        claims.INCONCLUSIVE,  # memory ranking
+        claims.INCONCLUSIVE,  # CPU ranking
+        claims.INCONCLUSIVE,  # go's p95 stability
+        claims.FAILS,  # keeping up: a service that stopped did not
+    ]
+    assert all("go-api-onnx stopped" in evidence for evidence in table["evidence"])
 
 
 def test_plots_are_labelled_and_saved(analysed, tmp_path):

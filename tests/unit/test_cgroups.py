@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from prometheus_client import generate_latest
 
-from helpers.serving import cgroups
+from helpers.serving import cgroup_stats, cgroups
 from helpers.serving import exporter as cgroup_exporter
 
 MIB = 1024 * 1024
@@ -75,7 +75,7 @@ def finish(proc: subprocess.Popen[str]) -> int:
 
 
 def test_limits_read_back_as_half_a_core_and_128_mib(cgroup: cgroups.Cgroup) -> None:
-    limits = cgroups.read_limits(cgroup)
+    limits = cgroup_stats.read_limits(cgroup)
     assert limits.cpu_quota_us == 50_000
     assert limits.cpu_period_us == 100_000
     assert limits.cpu_cores == 0.5
@@ -101,10 +101,10 @@ def test_child_runs_inside_its_cgroup_from_exec(cgroup: cgroups.Cgroup) -> None:
 
 
 def test_allocated_memory_shows_in_working_set_and_rss(cgroup: cgroups.Cgroup) -> None:
-    before = cgroups.read_stats(cgroup)
+    before = cgroup_stats.read_stats(cgroup)
     proc = child(cgroup, allocating(64, "allocated"))
     assert proc.stdout is not None and proc.stdout.readline().strip() == "allocated"
-    during = cgroups.read_stats(cgroup)
+    during = cgroup_stats.read_stats(cgroup)
     assert finish(proc) == 0
     assert during.memory_working_set_bytes - before.memory_working_set_bytes >= 64 * MIB
     assert during.memory_rss_bytes >= 64 * MIB
@@ -118,7 +118,7 @@ def test_burning_cpu_counts_usage_and_gets_throttled(cgroup: cgroups.Cgroup) -> 
     machine so busy that the child got less than half a core anyway, the quota never bites —
     then the test says so and skips instead of blaming the exporter.
     """
-    before = cgroups.read_stats(cgroup)
+    before = cgroup_stats.read_stats(cgroup)
     started = time.monotonic()
     proc = child(
         cgroup,
@@ -128,7 +128,7 @@ def test_burning_cpu_counts_usage_and_gets_throttled(cgroup: cgroups.Cgroup) -> 
     )
     assert proc.stdout is not None and proc.stdout.readline().strip() == "done"
     wall_s = time.monotonic() - started
-    after = cgroups.read_stats(cgroup)
+    after = cgroup_stats.read_stats(cgroup)
     assert finish(proc) == 0
     used_s = after.cpu_usage_seconds - before.cpu_usage_seconds
     assert used_s >= 0.4
@@ -153,14 +153,14 @@ def test_page_cache_raises_usage_but_not_working_set(
         os.fsync(handle.fileno())
         # Drop it from the cache so the child's read charges the pages to the child's cgroup.
         os.posix_fadvise(handle.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
-    before = cgroups.read_stats(cgroup)
+    before = cgroup_stats.read_stats(cgroup)
     proc = child(
         cgroup,
         f"import sys\nwith open({str(big)!r}, 'rb') as f:\n"
         "    while f.read(1 << 20): pass\nprint('read', flush=True); sys.stdin.read()",
     )
     assert proc.stdout is not None and proc.stdout.readline().strip() == "read"
-    during = cgroups.read_stats(cgroup)
+    during = cgroup_stats.read_stats(cgroup)
     assert finish(proc) == 0
     usage_growth = during.memory_usage_bytes - before.memory_usage_bytes
     working_set_growth = during.memory_working_set_bytes - before.memory_working_set_bytes
@@ -171,12 +171,12 @@ def test_page_cache_raises_usage_but_not_working_set(
 
 
 def test_going_over_the_memory_limit_is_an_oom_kill(cgroup: cgroups.Cgroup) -> None:
-    before = cgroups.read_stats(cgroup)
+    before = cgroup_stats.read_stats(cgroup)
     proc = child(cgroup, allocating(256, "survived"))
     assert proc.stdout is not None
     assert proc.stdout.readline() == ""  # killed before it could print
     assert proc.wait(timeout=30) == -9
-    after = cgroups.read_stats(cgroup)
+    after = cgroup_stats.read_stats(cgroup)
     assert after.oom_kills == before.oom_kills + 1
 
 

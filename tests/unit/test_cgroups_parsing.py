@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from prometheus_client import generate_latest
 
-from helpers.serving import cgroups
+from helpers.serving import cgroup_stats, cgroups
 from helpers.serving import exporter as cgroup_exporter
 
 
@@ -71,7 +71,7 @@ def test_unwritable_hierarchy_gives_the_unlimited_marker_with_a_reason(tmp_path:
     group = cgroups.create_cgroup("run-1", "svc", layout=layout)
     assert not group.enforced
     assert "cannot write cgroup" in group.reason
-    assert cgroups.read_limits(group).cpu_cores is None
+    assert cgroup_stats.read_limits(group).cpu_cores is None
     cgroups.join_before_exec(group)()  # a no-op, not an error
     cgroups.remove_cgroup(group)
 

@@ -1,0 +1,370 @@
+"""The local backend: the three services as processes on 127.0.0.1, each in its own cgroup.
+
+Each service runs in `onnx-study/<run-id>/<service>` limited like a container (0.5 CPU / 128
+MiB, joined before exec); the real Prometheus binary scrapes the services once a second, and
+`helpers.serving.exporter` publishes every cgroup under cAdvisor's metric names, so the same
+PromQL answers as under Docker. k6 runs as a plain process outside the cgroups. If cgroups
+cannot be made, the stack runs unlimited and says so loudly (`limits_enforced` false).
+
+A watcher thread per service notices the moment a service exits while the stack runs and
+records it (`Stack.failures()`, stack/events.json) with the OOM kills its cgroup counted.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import platform
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from helpers import net, paths
+from helpers.serving import cgroup_stats, cgroups, ports, process, prometheus
+from helpers.serving.services import LATENCY_BUCKETS_S, ServiceSpec, all_services
+from helpers.serving.stack import (
+    SERVICE_READY_TIMEOUT_S,
+    ExitLog,
+    Limits,
+    ServiceExit,
+    Stack,
+    freeze_manifest,
+    gomaxprocs_from_log,
+    record_header,
+    run_id_of,
+)
+
+HOST = ports.HOST
+EXPORTER_KEY = "cgroup-exporter"
+PROMETHEUS_KEY = "prometheus"
+
+
+def _command_version(argv: list[str]) -> str:
+    try:
+        result = subprocess.run(argv, capture_output=True, text=True, timeout=10, check=False)
+    except (OSError, subprocess.TimeoutExpired) as error:
+        return f"unavailable ({error})"
+    text = (result.stdout or result.stderr).strip()
+    return text.splitlines()[0] if text else "?"
+
+
+class LocalStack(Stack):
+    """Processes on 127.0.0.1, cgroups for limits, the Prometheus binary."""
+
+    backend = "local"
+
+    def __init__(
+        self,
+        run_dir: Path,
+        artifacts_dir: Path,
+        ports_requested: dict[str, int] | None = None,
+        service_env: dict[str, dict[str, str]] | None = None,
+    ) -> None:
+        self.run_dir = Path(run_dir).resolve()
+        self.artifacts_dir = Path(artifacts_dir).resolve()
+        self.specs: dict[str, ServiceSpec] = all_services()
+        unknown = sorted(set(service_env or {}) - set(self.specs))
+        if unknown:
+            raise ValueError(f"service_env names unknown services {unknown}: {list(self.specs)}")
+        self.service_env = dict(service_env or {})
+        self.run_id = run_id_of(self.run_dir)
+        self.stack_dir = self.run_dir / "stack"
+        self.logs_dir = self.stack_dir / "logs"
+        self.ports = ports.resolve(
+            named=[*self.specs, PROMETHEUS_KEY],
+            free=[EXPORTER_KEY, *(f"{name}-metrics" for name in self.specs)],
+            requested=ports_requested,
+        )
+        self.service_urls = {n: f"http://{HOST}:{self.ports[n]}" for n in self.specs}
+        self.load_target_urls = dict(self.service_urls)
+        self.metrics_urls = {
+            n: f"http://{HOST}:{self.ports[f'{n}-metrics']}/metrics" for n in self.specs
+        }
+        self.prometheus_url = f"http://{HOST}:{self.ports[PROMETHEUS_KEY]}"
+        self.remote_write_url = f"{self.prometheus_url}/api/v1/write"
+        self.exporter_url = f"http://{HOST}:{self.ports[EXPORTER_KEY]}/metrics"
+        self.limits: dict[str, Limits] = {}
+        self.limits_enforced = False
+        self.limits_note = ""
+        self.cgroups: dict[str, cgroups.Cgroup] = {}
+        self.processes: dict[str, process.ManagedProcess] = {}
+        self.load_generators: list[process.ManagedProcess] = []
+        self.healthz: dict[str, Any] = {}
+        self.stale_cgroups_removed: list[str] = []
+        self.exits = ExitLog(self.stack_dir)
+        self._stopping = threading.Event()
+        self._stopped = False
+
+    # -- start ----------------------------------------------------------------------------
+
+    def start(self) -> LocalStack:
+        """Start everything in order; on any failure (or Ctrl-C) tear down what was started."""
+        self._check_inputs()
+        atexit.register(self.stop)
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _check_inputs(self) -> None:
+        manifest = self.artifacts_dir / "manifest.json"
+        if not manifest.is_file():
+            raise FileNotFoundError(f"{manifest} not found: train the model first (notebook 01)")
+        for spec in self.specs.values():
+            if not Path(spec.argv[0]).exists():
+                raise FileNotFoundError(
+                    f"{spec.name}: {spec.argv[0]} not found; run `make setup` to build the services"
+                )
+        prometheus.binary()
+
+    def _start(self) -> None:
+        self.logs_dir.mkdir(parents=True, exist_ok=True)
+        freeze_manifest(self.artifacts_dir, self.stack_dir)
+        self.stale_cgroups_removed = cgroups.clean_stale(keep_run=self.run_id)
+        self._create_cgroups()
+        jobs = [prometheus.ScrapeTarget(n, self.metrics_urls[n].split("/")[2]) for n in self.specs]
+        config = prometheus.render_config(
+            prometheus_address=self.prometheus_url.split("//")[1],
+            exporter_address=self.exporter_url.split("/")[2],
+            services=jobs,
+        )
+        self.processes[PROMETHEUS_KEY] = prometheus.start(
+            config, self.run_dir, self.ports[PROMETHEUS_KEY], self._log(PROMETHEUS_KEY)
+        )
+        if self.limits_enforced:
+            self._start_exporter()
+        for name, spec in self.specs.items():
+            self._start_service(name, spec)
+        for name in self.specs:
+            self._wait_service(name)
+        if not self.limits_enforced:
+            self._start_exporter()  # the process-based fallback needs the services' pids
+        prometheus.wait_for_targets(self.prometheus_url, {*self.specs, EXPORTER_KEY})
+        for name in self.specs:
+            threading.Thread(target=self._watch, args=(name,), daemon=True).start()
+        self._write_stack_json()
+
+    def _log(self, name: str) -> Path:
+        return self.logs_dir / f"{name}.log"
+
+    def _create_cgroups(self) -> None:
+        for name in self.specs:
+            group = cgroups.create_cgroup(self.run_id, name)
+            if group.enforced and cgroups.pids(group):
+                raise RuntimeError(
+                    f"cgroup {group.relpath} already holds processes {cgroups.pids(group)}: "
+                    f"another stack is running with run folder {self.run_dir}; use a new one"
+                )
+            self.cgroups[name] = group
+            read = cgroup_stats.read_limits(group)
+            self.limits[name] = Limits(read.cpu_cores, read.memory_limit_bytes, group.enforced)
+        self.limits_enforced = all(g.enforced for g in self.cgroups.values())
+        if not self.limits_enforced:
+            reasons = sorted({g.reason for g in self.cgroups.values() if not g.enforced})
+            self.limits_note = "; ".join(reasons)
+            # Loudly: every number of this run is measured without the study's budget.
+            banner = "!" * 78
+            print(
+                f"{banner}\nLIMITS NOT ENFORCED — the services run WITHOUT 0.5 CPU / 128 MiB.\n"
+                f"{self.limits_note}\nResults of this run are not comparable with limited runs."
+                f"\n{banner}",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    def _start_exporter(self) -> None:
+        argv = [sys.executable, "-m", "helpers.serving.exporter", "--host", HOST]
+        argv += ["--port", str(self.ports[EXPORTER_KEY])]
+        for name, group in self.cgroups.items():
+            if group.enforced:
+                argv += ["--cgroup", f"{name}={group.relpath}"]
+            else:
+                argv += ["--pid", f"{name}={self.processes[name].pid}"]
+        managed = process.start(EXPORTER_KEY, argv, self._log(EXPORTER_KEY), cwd=paths.REPO_ROOT)
+        self.processes[EXPORTER_KEY] = managed
+        self._wait(EXPORTER_KEY, self.exporter_url, timeout_s=20.0)
+
+    def _start_service(self, name: str, spec: ServiceSpec) -> None:
+        env = spec.environment(
+            self.artifacts_dir,
+            port=self.ports[name],
+            metrics_port=self.ports[f"{name}-metrics"],
+            host=HOST,
+            overrides=self.service_env.get(name),
+        )
+        self.processes[name] = process.start(
+            name,
+            spec.argv,
+            self._log(name),
+            env=env,
+            cwd=spec.cwd,
+            before_exec=[cgroups.join_before_exec(self.cgroups[name])],
+        )
+
+    def _wait_service(self, name: str) -> None:
+        response = self._wait(name, f"{self.service_urls[name]}/healthz", SERVICE_READY_TIMEOUT_S)
+        try:
+            self.healthz[name] = response.json()
+        except ValueError:
+            self.healthz[name] = {"raw": response.text[:200]}
+
+    def _wait(self, name: str, url: str, timeout_s: float):
+        managed = self.processes[name]
+        try:
+            return net.wait_until_ready(url, timeout_s=timeout_s, process=managed.popen)
+        except net.NotReady as error:
+            raise net.NotReady(
+                f"{name} did not become ready: {error}\n--- last lines of {managed.log_path} ---\n"
+                f"{managed.log_tail(30)}"
+            ) from error
+
+    def _watch(self, name: str) -> None:
+        """Block until the service exits; unless the stack is stopping, that is a failure."""
+        managed = self.processes[name]
+        status = managed.popen.wait()
+        if self._stopping.is_set():
+            return
+        oom_kills = None
+        group = self.cgroups.get(name)
+        if group is not None and group.enforced:
+            try:
+                oom_kills = cgroup_stats.read_stats(group).oom_kills
+            except (OSError, cgroups.CgroupError):
+                oom_kills = None
+        how = process.describe_status(status)
+        self.exits.record(ServiceExit(name, time.time(), how, oom_kills, managed.log_tail(15)))
+
+    def failures(self) -> list[ServiceExit]:
+        return self.exits.all()
+
+    # -- record ---------------------------------------------------------------------------
+
+    def versions(self) -> dict[str, str]:
+        layout = cgroups.detect_layout()
+        found = {
+            "prometheus": prometheus.version(),
+            "python": platform.python_version(),
+            "kernel": platform.release(),
+            "cgroup": layout.version if layout else "none",
+        }
+        try:
+            found["k6"] = _command_version([str(paths.k6_binary()), "version"])
+        except FileNotFoundError as error:
+            found["k6"] = f"unavailable ({error})"
+        for name, health in self.healthz.items():
+            found[name] = str(health.get("runtime", "?"))
+        return found
+
+    def describe(self) -> dict[str, Any]:
+        """Everything stack.json records: enough to find, re-read and judge the run later."""
+        go = self.processes.get("go-api-onnx")
+        gomaxprocs = gomaxprocs_from_log(go.log_tail(200)) if go else None
+        return record_header(self) | {
+            "prometheus": {
+                "url": self.prometheus_url,
+                "remote_write_url": self.remote_write_url,
+                "data_dir": str(self.run_dir / "prometheus" / "data"),
+                "scrape_interval_s": prometheus.SCRAPE_INTERVAL_S,
+                "pid": self.processes[PROMETHEUS_KEY].pid,
+            },
+            "exporter": {"url": self.exporter_url, "pid": self.processes[EXPORTER_KEY].pid},
+            "services": {
+                name: {
+                    "url": self.service_urls[name],
+                    "load_target_url": self.load_target_urls[name],
+                    "metrics_url": self.metrics_urls[name],
+                    "pid": self.processes[name].pid,
+                    "cgroup": self.cgroups[name].relpath,
+                    "cgroup_dirs": {k: str(v) for k, v in self.cgroups[name].dirs.items()},
+                    "limits": asdict(self.limits[name]),
+                    "environment": self.service_env.get(name, {}),
+                    "healthz": self.healthz.get(name),
+                    "log": str(self._log(name)),
+                }
+                for name in self.specs
+            },
+            "latency_buckets_s": list(LATENCY_BUCKETS_S),
+            "go_maxprocs": gomaxprocs,
+            "stale_cgroups_removed": self.stale_cgroups_removed,
+            "versions": self.versions(),
+        }
+
+    def _write_stack_json(self) -> None:
+        self.stack_dir.mkdir(parents=True, exist_ok=True)
+        (self.stack_dir / "stack.json").write_text(json.dumps(self.describe(), indent=2) + "\n")
+
+    # -- load and stop ----------------------------------------------------------------------
+
+    def start_load_generator(
+        self, args: list[str], env: dict[str, str], log_path: Path
+    ) -> process.ManagedProcess:
+        """`k6 <args>` as a plain process, outside every cgroup: the generator must not eat
+        the services' budget (nor be throttled by it). Stopped with the stack if still running.
+        """
+        if self._stopped:
+            raise RuntimeError("the stack is stopped; start a new one")
+        managed = process.start(
+            "k6",
+            [str(paths.k6_binary()), *args],
+            Path(log_path),
+            env={**os.environ, **env},
+            cwd=paths.REPO_ROOT,
+        )
+        self.load_generators.append(managed)
+        return managed
+
+    def stop(self) -> None:
+        """Stop k6, the services, the exporter, Prometheus; remove the cgroups. Idempotent.
+
+        Every step runs even if an earlier one failed; the first error is raised at the end.
+        """
+        if self._stopped:
+            return
+        self._stopped = True
+        self._stopping.set()
+        errors: list[BaseException] = []
+
+        def stop_all(members: list[process.ManagedProcess]) -> None:
+            # In parallel: each gets its SIGTERM grace period at the same time.
+            with ThreadPoolExecutor(max_workers=max(len(members), 1)) as pool:
+                for future in [pool.submit(m.stop) for m in members]:
+                    try:
+                        future.result()
+                    except Exception as error:
+                        errors.append(error)
+
+        stop_all(self.load_generators)
+        for names in (list(self.specs), [EXPORTER_KEY], [PROMETHEUS_KEY]):
+            stop_all([self.processes[n] for n in names if n in self.processes])
+        for group in self.cgroups.values():
+            try:
+                cgroups.remove_cgroup(group)
+            except (OSError, cgroups.CgroupError) as error:
+                errors.append(error)
+        try:
+            cgroups.remove_run(self.run_id)
+        except OSError as error:
+            errors.append(error)
+        atexit.unregister(self.stop)
+        if errors:
+            raise errors[0]
+
+
+def start_local_stack(
+    *,
+    run_dir: Path,
+    artifacts_dir: Path,
+    ports: dict[str, int] | None = None,
+    service_env: dict[str, dict[str, str]] | None = None,
+) -> LocalStack:
+    """The local backend's starter. `service_env` adds environment variables per service
+    (the settings the why notebook varies: ACCESS_LOG, OTEL_TRACES_EXPORTER, …)."""
+    return LocalStack(run_dir, artifacts_dir, ports, service_env).start()
