@@ -21,10 +21,9 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
-from helpers.net import free_port
+from helpers.net import free_port, wait_until_ready
 from helpers.serving.docker import engine as docker_engine
 from helpers.serving.docker.engine import DockerEngine, EngineLayout, EngineUnavailable
 
@@ -215,15 +214,7 @@ def test_compose_style_network_and_published_port(client, probe_image: str) -> N
         )
         assert by_name == "pong"
         # From the host, through the published port; poll until the proxy answers.
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                response = httpx.get(f"http://127.0.0.1:{host_port}/", timeout=1)
-                break
-            except httpx.HTTPError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)
+        response = wait_until_ready(f"http://127.0.0.1:{host_port}/", timeout_s=20)
         assert response.text == "pong"
     finally:
         if server is not None:

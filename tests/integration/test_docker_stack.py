@@ -7,10 +7,13 @@ without a registry the scrape override and the host cgroup exporter stand in). T
 - the limits are read back from `docker inspect` and from the containers' cgroups;
 - the SAME contract suite as for the local services runs against the containers
   (tests/integration/test_contract.py in a pytest subprocess with CONTRACT_TARGETS);
-- a smoke k6 load runs as a container through the Docker SDK (`stack.start_load_generator`);
+- a smoke k6 load runs as a container through the Docker SDK (`loadtest.run_phase`, which
+  calls `stack.start_load_generator`);
 - Prometheus in the stack holds the services' histograms, cAdvisor's `container_*` names and
   k6's remote-written series, per service;
 - the run's Prometheus config passes `promtool check config`;
+- a service container killed while the stack runs is recorded at once (`failures()`,
+  stack/events.json) with how it ended;
 - teardown leaves no container, network, interface or engine of ours behind, and the run's TSDB
   is readable afterwards by the host's Prometheus (what notebook 05 does).
 
@@ -21,6 +24,7 @@ Cold (no layer cache, no local images): ~10 min, mostly debootstrap; warm: ~1.5 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import subprocess
@@ -33,19 +37,23 @@ import httpx
 import pytest
 
 from helpers import net, paths
-from helpers.analysis import queries
-from helpers.load import loadtest
-from helpers.serving import prometheus
+from helpers.analysis import queries, tsdb
+from helpers.load import loadtest, profiles
+from helpers.serving import cgroup_stats, cgroups
 from helpers.serving.docker import engine as docker_engine
-from helpers.serving.docker.stack import PROJECT, STACK_LABEL, ContainerProcess, DockerStack
-from helpers.serving.services import SERVICE_NAMES
-from helpers.serving.stack import Limits, start_stack
+from helpers.serving.docker.containers import K6Container
+from helpers.serving.docker.stack import PROJECT, STACK_LABEL, DockerStack
+from helpers.serving.docker.topology import cgroup_relpath
+from helpers.serving.services import LATENCY_BUCKETS_S, SERVICE_NAMES
+from helpers.serving.stack import Limits, read_exits, start_stack
 
 pytestmark = [pytest.mark.integration, pytest.mark.docker]
 
 CPU_CORES = 0.5
 MEMORY_BYTES = 128 * 2**20
 POLL_TIMEOUT_S = 60.0
+# An extra variable for one service, with a `$` compose must pass through untouched.
+SERVICE_ENV = {"go-api-onnx": {"STUDY_RUN_NOTE": "costs $5"}}
 
 
 def _interfaces() -> set[str]:
@@ -93,7 +101,12 @@ def stack(
     images = os.environ.get("STUDY_DOCKER_IMAGES", "local")
     started = time.monotonic()
     stack = start_stack(
-        "docker", run_dir=run_dir, artifacts_dir=artifacts, ports=ports, images=images
+        "docker",
+        run_dir=run_dir,
+        artifacts_dir=artifacts,
+        ports=ports,
+        service_env=SERVICE_ENV,
+        images=images,
     )
     print(f"docker stack up in {time.monotonic() - started:.1f} s (images={images})")
     assert isinstance(stack, DockerStack)
@@ -111,13 +124,15 @@ def _query(stack: DockerStack, promql: str) -> list[dict]:
 
 def _wait_for_labels(stack: DockerStack, promql: str, label: str, wanted: set[str]) -> set[str]:
     """Poll until `promql` has a series for each of `wanted` (by `label`); returns what it saw."""
-    deadline = time.monotonic() + POLL_TIMEOUT_S
     seen: set[str] = set()
-    while time.monotonic() < deadline:
-        seen = {series["metric"].get(label, "") for series in _query(stack, promql)}
-        if wanted <= seen:
-            return seen
-        time.sleep(0.5)
+
+    def all_there() -> bool:
+        seen.clear()
+        seen.update(series["metric"].get(label, "") for series in _query(stack, promql))
+        return wanted <= seen
+
+    with contextlib.suppress(net.NotReady):
+        net.poll(all_there, POLL_TIMEOUT_S, promql, interval_s=0.5)
     return seen
 
 
@@ -133,22 +148,28 @@ def test_the_stack_runs_the_three_apis_with_limits_read_back(stack: DockerStack)
         assert (cpu, host_config["Memory"]) == (CPU_CORES, MEMORY_BYTES), name
         health = httpx.get(f"{stack.service_urls[name]}/healthz", timeout=5).json()
         assert health["status"] == "ok"
-    record = (stack.stack_dir / "stack.json").read_text()
-    assert '"backend": "docker"' in record
+    record = json.loads((stack.stack_dir / "stack.json").read_text())
+    assert record["backend"] == "docker"
+    assert record["latency_buckets_s"] == list(LATENCY_BUCKETS_S)
+    assert record["services"]["go-api-onnx"]["environment"] == SERVICE_ENV["go-api-onnx"]
+    assert (stack.stack_dir / "manifest.json").is_file()  # frozen: what the services serve
+    assert stack.failures() == []
+
+
+def test_service_env_reaches_the_container_untouched(stack: DockerStack) -> None:
+    env = stack.client.containers.get("go-api-onnx").attrs["Config"]["Env"]
+    assert "STUDY_RUN_NOTE=costs $5" in env
 
 
 def test_the_limits_are_in_the_containers_cgroups(stack: DockerStack) -> None:
     """What the kernel enforces, not only what the engine reports."""
-    from helpers.serving import cgroups
-    from helpers.serving.docker.stack import cgroup_relpath
-
     for name in SERVICE_NAMES:
         pid = stack.client.containers.get(name).attrs["State"]["Pid"]
         try:
             group = cgroups.open_cgroup(name, cgroup_relpath(pid))
         except OSError as error:
             pytest.skip(f"the engine's containers are not on this kernel: {error}")
-        limits = cgroups.read_limits(group)
+        limits = cgroup_stats.read_limits(group)
         assert limits.cpu_cores == pytest.approx(CPU_CORES), name
         assert limits.memory_limit_bytes == MEMORY_BYTES, name
 
@@ -185,19 +206,11 @@ def test_the_contract_suite_passes_against_the_containers(
 
 
 @pytest.fixture(scope="module")
-def smoke_phase(stack: DockerStack, artifacts: Path) -> loadtest.Phase:
+def smoke_phase(stack: DockerStack) -> loadtest.Phase:
     """One smoke k6 run (coupled mode) as a container, through the stack's interface."""
-    profile = loadtest.get_profile("smoke")
     started = time.monotonic()
-    phase = loadtest.run_phase(
-        stack,
-        profile,
-        "coupled",
-        stack.run_dir,
-        loadtest.feature_ranges(artifacts),
-        run_id="docker-test",
-        progress=False,
-    )
+    profile = profiles.get_profile("smoke")
+    phase = loadtest.run_phase(stack, profile, "coupled", run_id="docker-test", progress=False)
     print(f"k6 smoke in a container: {time.monotonic() - started:.1f} s")
     return phase
 
@@ -207,7 +220,7 @@ def test_k6_runs_as_a_container_through_the_sdk(
 ) -> None:
     assert smoke_phase.exit_code == 0
     generator = stack.load_generators[-1]
-    assert isinstance(generator, ContainerProcess)
+    assert isinstance(generator, K6Container)
     assert not generator.alive()
     assert smoke_phase.generator_cpu_seconds is not None
     assert smoke_phase.generator_cpu_seconds > 0
@@ -248,6 +261,19 @@ def test_promtool_accepts_the_runs_prometheus_config(stack: DockerStack) -> None
         assert result.returncode == 0, f"{config}: {result.stdout}{result.stderr}"
 
 
+def test_a_service_container_that_dies_is_recorded_at_once(
+    stack: DockerStack, smoke_phase: loadtest.Phase
+) -> None:
+    """Runs after the load (it takes a service away): the engine's `die` event is the signal."""
+    stack.client.containers.get("python-api-onnx").kill()  # SIGKILL, as the OOM killer sends
+    [failure] = net.poll(stack.failures, POLL_TIMEOUT_S, "the exit recorded")
+    assert failure.service == "python-api-onnx"
+    assert failure.how == "killed by SIGKILL"
+    assert failure.oom_kills == 0
+    assert read_exits(stack.run_dir) == [failure]
+    print(f"recorded: {failure.sentence()}")
+
+
 def test_teardown_leaves_nothing_and_the_tsdb_is_readable(
     stack: DockerStack, before: dict[str, object], smoke_phase: loadtest.Phase
 ) -> None:
@@ -272,7 +298,8 @@ def test_teardown_leaves_nothing_and_the_tsdb_is_readable(
             assert client.containers.list(all=True, filters={"label": STACK_LABEL}) == []
     left = _interfaces() - set(before["interfaces"])  # type: ignore[arg-type]
     assert not left, f"network interfaces left behind: {sorted(left)}"
-    with prometheus.open_for_analysis(stack.run_dir) as url:
+    assert len(stack.failures()) == 1, "stopping the stack is no failure"
+    with tsdb.reopen(stack.run_dir) as url:
         result = httpx.get(
             f"{url}/api/v1/query",
             params={

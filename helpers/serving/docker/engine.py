@@ -1,30 +1,21 @@
 """A Docker engine for the docker backend and its tests: use the one that is there, or own one.
 
-Most users already run Docker: `ensure_engine()` finds it (`DOCKER_HOST`, then the default
-socket) and leaves it alone. Where none runs but `dockerd` is installed and we are root (CI,
-these machines), it starts an engine of our own, fully separate from any system one: its own
-data-root (images and layer cache, kept between runs like the rest of `.build/`), exec-root,
-pidfile, socket and daemon config. `stop()` then stops it and everything it started.
-
-Readiness is observed, never assumed: we poll the API (`GET /_ping`, then `info`) until it
-answers, and fail fast with the end of dockerd's log if the daemon exits first.
+`ensure_engine()` finds a running engine (`DOCKER_HOST`, then the default socket) and leaves it
+alone. Where none runs but `dockerd` is installed and we are root (CI, these machines), it
+starts one of our own, separate from any system engine: its own data-root (images and layer
+cache, kept between runs like the rest of `.build/`), exec-root, pidfile, socket and config.
+`stop()` then stops it and everything it started. Start and stop are observed (`net.poll` on
+the API and on the process), never assumed.
 
 Why these daemon flags (`OWNED_ENGINE_FLAGS`):
-- `--bridge=none`: no default `docker0` bridge. Compose creates its own user-defined bridge per
-  project (container DNS by service name works), and removes it on `down`, so nothing stays
-  behind on the host. Builds and `docker run` without a network get none at all, which makes
-  every image build provably offline: an install step that reaches for the internet fails
-  instead of silently working on one machine.
-- `--iptables=false --ip-masq=false`: the engine leaves the host's firewall alone (a default
-  engine sets the FORWARD policy to DROP and adds NAT rules that outlive it). Published ports
-  still work, through docker-proxy on the host side.
+- `--bridge=none`: no default `docker0` bridge. Compose makes its own bridge per project (DNS
+  by service name works) and removes it on `down`, so nothing stays behind on the host; builds
+  get no network at all, which makes every image build provably offline.
+- `--iptables=false --ip-masq=false`: the host's firewall is left alone (a default engine sets
+  FORWARD to DROP and adds NAT rules that outlive it); published ports work via docker-proxy.
 - `--config-file` pointing at an empty file: a host `/etc/docker/daemon.json` cannot conflict.
-Both a plain engine and this one were seen to run compose networks here; this one changes the
-least on the host.
 
-    python -m helpers.serving.docker.engine start   # prints `export DOCKER_HOST=...`
-    python -m helpers.serving.docker.engine status
-    python -m helpers.serving.docker.engine stop
+    python -m helpers.serving.docker.engine {start|status|stop}
 """
 
 from __future__ import annotations
@@ -34,15 +25,17 @@ import hashlib
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
-from helpers import paths
+import psutil
+
+from helpers import net, paths
+from helpers.serving import process
 
 DEFAULT_SOCKET = "unix:///var/run/docker.sock"
 DEFAULT_ENGINE_DIR = paths.BUILD_DIR / "docker-engine"
@@ -59,22 +52,17 @@ class EngineUnavailable(RuntimeError):
 
 @dataclass
 class DockerEngine:
-    """An engine that answers at `host` (a DOCKER_HOST URL).
-
-    `owned` is True when this module started it: only then does `stop()` stop it.
-    """
+    """An engine that answers at `host` (a DOCKER_HOST URL); `owned`: we started it, and
+    only then does `stop()` stop it."""
 
     host: str
     owned: bool
     engine_dir: Path | None = None
     pid: int | None = None
-    _popen: subprocess.Popen | None = field(default=None, repr=False)
 
     def environment(self, base: dict[str, str] | None = None) -> dict[str, str]:
-        """An environment for docker / docker-compose subprocesses that talks to this engine."""
-        env = dict(os.environ if base is None else base)
-        env["DOCKER_HOST"] = self.host
-        return env
+        """An environment for docker / compose subprocesses that talks to this engine."""
+        return {**(os.environ if base is None else base), "DOCKER_HOST": self.host}
 
     def client(self, timeout: int = 120):
         """A Docker SDK client for this engine (the caller closes it)."""
@@ -87,58 +75,32 @@ class DockerEngine:
             return client.info()
 
     def stop(self) -> None:
-        """Stop the engine if we own it; a borrowed engine is left running."""
         if self.owned and self.engine_dir is not None:
             stop_engine(self.engine_dir)
 
 
-# ---------------------------------------------------------------------------------------------
-# Finding an engine that already runs
-# ---------------------------------------------------------------------------------------------
-
-
 def ping(host: str, timeout_s: float = 2.0) -> bool:
     """True when the Docker API at `host` answers `/_ping`."""
-    try:
-        import docker
-        from docker.errors import DockerException
-    except ImportError:  # pragma: no cover - docker is a dependency of the study
-        return False
+    import docker
+
     try:
         with contextlib.closing(docker.APIClient(base_url=host, timeout=timeout_s)) as api:
             return bool(api.ping())
-    except (DockerException, OSError, ValueError):
-        return False
-    except Exception:  # requests' connection errors are not DockerException subclasses
+    except Exception:  # DockerException, and requests' errors, which are not DockerExceptions
         return False
 
 
 def find_running_engine() -> str | None:
     """The DOCKER_HOST of an engine that answers now: `$DOCKER_HOST` first, then the default."""
-    candidates = []
-    if os.environ.get("DOCKER_HOST"):
-        candidates.append(os.environ["DOCKER_HOST"])
-    candidates.append(DEFAULT_SOCKET)
-    for host in candidates:
-        if ping(host):
-            return host
-    return None
-
-
-# ---------------------------------------------------------------------------------------------
-# Owning an engine
-# ---------------------------------------------------------------------------------------------
+    candidates = [os.environ["DOCKER_HOST"]] if os.environ.get("DOCKER_HOST") else []
+    return next((host for host in [*candidates, DEFAULT_SOCKET] if ping(host)), None)
 
 
 @dataclass(frozen=True)
 class EngineLayout:
-    """Where an owned engine keeps its state.
-
-    The data-root lives under `engine_dir` (big, kept between runs as a layer cache). Runtime
-    state (exec-root, socket, pidfile) lives in a short folder under /run or /tmp: unix socket
-    paths are limited to 108 bytes and containerd nests its own sockets inside the exec-root,
-    so a deep checkout path must not end up in them.
-    """
+    """Where an owned engine keeps its state: the data-root under `engine_dir` (big, kept);
+    exec-root, socket and pidfile in a short folder under /run or /tmp, because unix socket
+    paths are limited to 108 bytes and containerd nests its own sockets in the exec-root."""
 
     engine_dir: Path
     run_dir: Path
@@ -150,33 +112,13 @@ class EngineLayout:
         base = Path("/run") if os.access("/run", os.W_OK) else Path("/tmp")
         return cls(engine_dir=engine_dir, run_dir=base / f"onnx-study-docker-{tag}")
 
-    @property
-    def data_root(self) -> Path:
-        return self.engine_dir / "data-root"
-
-    @property
-    def log_path(self) -> Path:
-        return self.engine_dir / "dockerd.log"
-
-    @property
-    def config_file(self) -> Path:
-        return self.engine_dir / "daemon.json"
-
-    @property
-    def exec_root(self) -> Path:
-        return self.run_dir / "exec"
-
-    @property
-    def pidfile(self) -> Path:
-        return self.run_dir / "dockerd.pid"
-
-    @property
-    def socket(self) -> Path:
-        return self.run_dir / "docker.sock"
-
-    @property
-    def host(self) -> str:
-        return f"unix://{self.socket}"
+    data_root = property(lambda self: self.engine_dir / "data-root")
+    log_path = property(lambda self: self.engine_dir / "dockerd.log")
+    config_file = property(lambda self: self.engine_dir / "daemon.json")
+    exec_root = property(lambda self: self.run_dir / "exec")
+    pidfile = property(lambda self: self.run_dir / "dockerd.pid")
+    socket = property(lambda self: self.run_dir / "docker.sock")
+    host = property(lambda self: f"unix://{self.socket}")
 
 
 def why_engine_cannot_start() -> str | None:
@@ -202,27 +144,11 @@ def _read_pid(pidfile: Path) -> int | None:
 
 
 def _alive(pid: int | None) -> bool:
-    if pid is None:
-        return False
+    """True if `pid` runs (a zombie still has a pid, but it is not an engine)."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        return pid is not None and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
         return False
-    except PermissionError:
-        return True
-    # A zombie still answers kill(0); it is not an engine.
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0] != "Z"
-    except (FileNotFoundError, IndexError):
-        return False
-
-
-def _log_tail(path: Path, lines: int = 25) -> str:
-    try:
-        text = path.read_text(errors="replace").splitlines()
-    except FileNotFoundError:
-        return "(no log)"
-    return "\n".join(text[-lines:])
 
 
 def start_engine(
@@ -236,18 +162,13 @@ def start_engine(
     pid = _read_pid(layout.pidfile)
     if _alive(pid) and ping(layout.host):
         return DockerEngine(host=layout.host, owned=True, engine_dir=layout.engine_dir, pid=pid)
-
     reason = why_engine_cannot_start()
     if reason:
         raise EngineUnavailable(f"cannot start a Docker engine: {reason}")
-
-    # Whatever an earlier, killed engine left behind (stale pidfile/socket, mounts, shims).
-    _cleanup(layout)
-    layout.engine_dir.mkdir(parents=True, exist_ok=True)
-    layout.data_root.mkdir(parents=True, exist_ok=True)
-    layout.run_dir.mkdir(parents=True, exist_ok=True)
+    _cleanup(layout)  # whatever a killed engine left: stale pidfile, socket, mounts, shims
+    for folder in (layout.data_root, layout.run_dir):
+        folder.mkdir(parents=True, exist_ok=True)
     layout.config_file.write_text("{}\n")
-
     flags = [*OWNED_ENGINE_FLAGS, *extra_flags, *os.environ.get(EXTRA_FLAGS_ENV, "").split()]
     argv = [
         "dockerd",
@@ -262,125 +183,81 @@ def start_engine(
     with layout.log_path.open("ab") as log:
         log.write(f"\n==== {time.strftime('%Y-%m-%dT%H:%M:%S')} {' '.join(argv)}\n".encode())
         log.flush()
-        # Own session: the engine outlives this Python process when started from the CLI.
+        # Own session, no parent-death signal: started from the CLI, the engine outlives us.
         popen = subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=env,
+            argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
             start_new_session=True,
-        )
-
-    deadline = time.monotonic() + timeout_s
-    while True:
-        if popen.poll() is not None:
-            _cleanup(layout)
-            raise EngineUnavailable(
-                f"dockerd exited with status {popen.returncode} before answering "
-                f"({' '.join(argv)}). End of {layout.log_path}:\n{_log_tail(layout.log_path)}"
-            )
-        if ping(layout.host, timeout_s=1.0):
-            break
-        if time.monotonic() > deadline:
-            _terminate(popen.pid, popen)
-            _cleanup(layout)
-            raise EngineUnavailable(
-                f"dockerd did not answer at {layout.host} within {timeout_s:.0f} s. "
-                f"End of {layout.log_path}:\n{_log_tail(layout.log_path)}"
-            )
-        time.sleep(0.1)
-
-    engine = DockerEngine(
-        host=layout.host, owned=True, engine_dir=layout.engine_dir, pid=popen.pid, _popen=popen
-    )
-    # `_ping` answers as soon as the API listens; `info` needs the daemon fully initialised.
+        )  # fmt: skip
+    engine = DockerEngine(layout.host, owned=True, engine_dir=layout.engine_dir, pid=popen.pid)
     try:
-        engine.info()
+        net.poll(
+            lambda: ping(layout.host, 1.0),
+            timeout_s,
+            f"dockerd at {layout.host}",
+            interval_s=0.1,
+            gone=net.exited(popen),
+        )
+        engine.info()  # `_ping` answers once the API listens; `info` once the daemon is up
     except Exception as error:
-        stop_engine(layout.engine_dir)
-        raise EngineUnavailable(f"dockerd answered /_ping but not `info`: {error}") from error
-    _owned_popens[layout.engine_dir] = popen
+        _terminate(popen.pid)
+        _cleanup(layout)
+        raise EngineUnavailable(
+            f"{error} ({' '.join(argv)}). End of {layout.log_path}:\n"
+            f"{process.tail(layout.log_path, 25)}"
+        ) from error
     return engine
 
 
-# Popen objects of engines this process started, so that stop() reaps them (no zombies).
-_owned_popens: dict[Path, subprocess.Popen] = {}
-
-
-def _terminate(pid: int, popen: subprocess.Popen | None, timeout_s: float = STOP_TIMEOUT_S) -> None:
-    """SIGTERM dockerd (it stops its containers and its containerd), SIGKILL if it hangs."""
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if popen is not None:
-            if popen.poll() is not None:
-                return
-        elif not _alive(pid):
-            return
-        time.sleep(0.1)
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGKILL)
-    if popen is not None:
-        popen.wait()
-
-
 def stop_engine(engine_dir: Path = DEFAULT_ENGINE_DIR) -> bool:
-    """Stop our engine under `engine_dir` and remove its runtime state. Returns True if one ran.
-
-    Idempotent. The data-root (images, build cache) is kept; `make clean` removes it.
-    """
+    """Stop our engine under `engine_dir` (SIGTERM: it stops its containers and containerd;
+    SIGKILL if it hangs) and remove its runtime state. Idempotent; returns True if one ran.
+    The data-root (images, build cache) is kept; `make clean` removes it."""
     layout = EngineLayout.for_dir(engine_dir)
     pid = _read_pid(layout.pidfile)
-    popen = _owned_popens.pop(layout.engine_dir, None)
     was_running = _alive(pid)
-    if was_running and pid is not None:
-        _terminate(pid, popen if popen is not None and popen.pid == pid else None)
+    if was_running:
+        _terminate(pid)
     _cleanup(layout)
     return was_running
 
 
+def _terminate(pid: int) -> None:
+    """SIGTERM (dockerd then stops its containers and containerd), SIGKILL if it hangs."""
+    with contextlib.suppress(psutil.Error):
+        daemon = psutil.Process(pid)
+        daemon.terminate()
+        try:
+            net.poll(lambda: not _alive(pid), STOP_TIMEOUT_S, f"dockerd {pid} to exit", 0.1)
+        except net.NotReady:
+            daemon.kill()
+        daemon.wait(STOP_TIMEOUT_S)  # reaps it when it is our child; at once otherwise
+
+
 def _processes_under(path: Path) -> list[int]:
     """PIDs whose command line names `path`: our containerd and its shims, if dockerd died."""
-    needle = str(path).encode()
+    needle = str(path)
     found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            if needle in (entry / "cmdline").read_bytes():
-                found.append(int(entry.name))
-        except OSError:
-            continue
+    for proc in psutil.process_iter(["cmdline"]):
+        if proc.pid != os.getpid() and any(needle in arg for arg in proc.info["cmdline"] or ()):
+            found.append(proc.pid)
     return found
 
 
 def _mounts_under(paths_: Sequence[Path]) -> list[str]:
+    """Mount points under `paths_`, deepest first, so nested mounts come off before parents."""
     prefixes = tuple(str(p) for p in paths_)
-    mounts = []
-    with contextlib.suppress(FileNotFoundError):
-        for line in Path("/proc/self/mountinfo").read_text().splitlines():
-            mount_point = line.split()[4].replace("\\040", " ")
-            if mount_point.startswith(prefixes):
-                mounts.append(mount_point)
-    # Deepest first, so that nested mounts come off before their parents.
-    return sorted(mounts, key=len, reverse=True)
+    mounts = [m.mountpoint for m in psutil.disk_partitions(all=True)]
+    return sorted((m for m in mounts if m.startswith(prefixes)), key=len, reverse=True)
 
 
 def _cleanup(layout: EngineLayout) -> None:
     """Remove what a stopped (or killed) engine may leave: processes, mounts, runtime files."""
     for pid in _processes_under(layout.exec_root):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(psutil.Error):
+            psutil.Process(pid).kill()
     for mount_point in _mounts_under([layout.exec_root, layout.data_root]):
         subprocess.run(["umount", "-l", mount_point], check=False, capture_output=True)
     shutil.rmtree(layout.run_dir, ignore_errors=True)
-
-
-# ---------------------------------------------------------------------------------------------
-# The one entry point the backend and the tests use
-# ---------------------------------------------------------------------------------------------
 
 
 def ensure_engine(engine_dir: Path = DEFAULT_ENGINE_DIR) -> DockerEngine:
@@ -400,43 +277,25 @@ def ensure_engine(engine_dir: Path = DEFAULT_ENGINE_DIR) -> DockerEngine:
         ) from error
 
 
-@contextlib.contextmanager
-def docker_engine(engine_dir: Path = DEFAULT_ENGINE_DIR) -> Iterator[DockerEngine]:
-    """`with docker_engine() as engine:` — stops the engine afterwards only if we started it."""
-    engine = ensure_engine(engine_dir)
-    try:
-        yield engine
-    finally:
-        engine.stop()
-
-
 def _main(argv: list[str]) -> int:
-    if not argv or argv[0] not in {"start", "stop", "status"}:
+    command = argv[0] if len(argv) == 1 else ""
+    if command == "stop":
+        print("stopped our engine" if stop_engine() else "no engine of ours was running")
+    elif command == "status":
+        layout = EngineLayout.for_dir(DEFAULT_ENGINE_DIR)
+        ours = layout.host if _alive(_read_pid(layout.pidfile)) and ping(layout.host) else None
+        print(json.dumps({"running_engine": find_running_engine(), "our_engine": ours}, indent=2))
+    elif command == "start":
+        try:
+            engine = ensure_engine()
+        except EngineUnavailable as error:
+            print(error, file=sys.stderr)
+            return 1
+        owner = "started by us" if engine.owned else "already running, borrowed"
+        print(f"export DOCKER_HOST={engine.host}  # {owner}")
+    else:
         print("usage: python -m helpers.serving.docker.engine {start|stop|status}", file=sys.stderr)
         return 2
-    command = argv[0]
-    if command == "stop":
-        stopped = stop_engine()
-        print("stopped our engine" if stopped else "no engine of ours was running")
-        return 0
-    if command == "status":
-        layout = EngineLayout.for_dir(DEFAULT_ENGINE_DIR)
-        running = find_running_engine()
-        ours = _alive(_read_pid(layout.pidfile)) and ping(layout.host)
-        print(
-            json.dumps(
-                {"running_engine": running, "our_engine": layout.host if ours else None},
-                indent=2,
-            )
-        )
-        return 0
-    try:
-        engine = ensure_engine()
-    except EngineUnavailable as error:
-        print(error, file=sys.stderr)
-        return 1
-    owner = "started by us" if engine.owned else "already running, borrowed"
-    print(f"export DOCKER_HOST={engine.host}  # {owner}")
     return 0
 
 
