@@ -15,6 +15,8 @@ GO_SRC  := $(shell find go-api-onnx -name '*.go' -o -name 'go.mod' -o -name 'go.
 OTELCOL_BUILDER_VERSION := v0.165.0
 OTELCOL_MANIFEST := observability/otel-collector/builder.yaml
 OTELCOL_BIN := $(BUILD)/otelcol-study/otelcol-study
+VEGETA_VERSION := v12.13.0
+VEGETA_STAMP := $(BUILD)/.vegeta-$(VEGETA_VERSION)
 PY_SERVICES := python-api-pkl python-api-onnx
 SVC_STAMPS  := $(foreach s,$(PY_SERVICES),$(SVC_ENV)/$(s)/.installed)
 COMMON_SRC  := $(shell find services/python-common -name '*.py' -o -name 'pyproject.toml' 2>/dev/null)
@@ -28,7 +30,7 @@ help:
 	@echo "make lab    open the notebooks in JupyterLab"
 	@echo "make setup  install everything (idempotent); make clean  remove what setup and runs made"
 
-setup: system-packages $(VENV)/.installed $(SVC_STAMPS) $(GO_BIN) $(OTELCOL_BIN)
+setup: system-packages $(VENV)/.installed $(SVC_STAMPS) $(GO_BIN) $(OTELCOL_BIN) $(VEGETA_STAMP)
 
 # Debian packages, each installed only when the command it provides is missing. The study needs
 # Prometheus (the real server it scrapes into) and Graphviz (it renders the ONNX graph);
@@ -80,6 +82,14 @@ $(OTELCOL_BIN): $(OTELCOL_MANIFEST)
 	@GOFLAGS="$$GOFLAGS -buildvcs=false" go run go.opentelemetry.io/collector/cmd/builder@$(OTELCOL_BUILDER_VERSION) \
 	  --config $(OTELCOL_MANIFEST) > $(BUILD)/otelcol-study.build.log 2>&1 \
 	  || { tail -n 40 $(BUILD)/otelcol-study.build.log; exit 1; }
+	@touch $@
+
+# vegeta, the open-loop generator of the capacity steps (k6 costs more CPU per request than the
+# Go service itself), built from the Go module proxy; rebuilt when its pinned version changes.
+$(VEGETA_STAMP):
+	@echo ">> vegeta $(VEGETA_VERSION) → $(BUILD)/vegeta"
+	@mkdir -p $(BUILD)
+	@GOBIN="$(abspath $(BUILD))" go install github.com/tsenart/vegeta/v12@$(VEGETA_VERSION)
 	@touch $@
 
 study: setup $(if $(filter docker,$(BACKEND)),docker-packages)

@@ -83,6 +83,15 @@ def query_instant(prom_url: str, promql: str, at: float) -> dict[str, float]:
     return {series["metric"].get("service", ""): float(series["value"][1]) for series in result}
 
 
+def query_samples(prom_url: str, selector: str, at: float) -> list[tuple[float, float]]:
+    """The raw (time, value) samples of a range selector (`metric{…}[30s]`) evaluated at `at`,
+    of its first series: what was scraped, without rate()'s extrapolation."""
+    result = _ask(lambda: _client(prom_url).custom_query(selector, params={"time": at}), selector)
+    if not result:
+        return []
+    return [(float(ts), float(value)) for ts, value in result[0]["values"]]
+
+
 def measured_windows(
     phase: Phase, exits: Sequence[ServiceExit] = ()
 ) -> dict[str, tuple[float, float]]:

@@ -48,7 +48,12 @@ SERVICE_FIELDS = (
 
 
 def _plain(value: Any) -> Any:
-    """JSON has no NaN (RFC 8259): unknown numbers become null, numpy scalars plain numbers."""
+    """JSON has no NaN (RFC 8259): unknown numbers become null, numpy scalars plain numbers —
+    all the way down through dicts and lists (tables' records carry NaN for "not measured")."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
     if hasattr(value, "item"):
         value = value.item()
     if isinstance(value, float) and not math.isfinite(value):
@@ -140,9 +145,17 @@ def warnings(exits: list[ServiceExit], interrupted: bool) -> str:
     return "\n\n".join(said) or "Every service served until the end of every phase."
 
 
+def update(run_dir: Path, **sections: Any) -> Path:
+    """Add (or replace) top-level sections of summary.json — notebooks after 05 (capacity,
+    cost, ablation, zoo) add theirs to the same file; a run without 05 starts a new one."""
+    path = Path(run_dir) / SUMMARY_NAME
+    current = json.loads(path.read_text()) if path.exists() else {"run_id": Path(run_dir).name}
+    return write(current | sections, run_dir)
+
+
 def write(summary: dict[str, Any], run_dir: Path) -> Path:
     path = Path(run_dir) / SUMMARY_NAME
     tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(summary, indent=2, allow_nan=False, default=_plain) + "\n")
+    tmp.write_text(json.dumps(_plain(summary), indent=2, allow_nan=False, default=str) + "\n")
     tmp.replace(path)
     return path

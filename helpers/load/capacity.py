@@ -1,52 +1,35 @@
-"""Capacity search: per service, the highest constant arrival rate that holds the objective.
+"""Capacity: per service, the highest constant arrival rate that holds the objective.
 
-Objective (ARCHITECTURE.md, "Load profiles"): p95 ≤ 25 ms, errors < 0.1 %, dropped iterations
-< 1 %, under the stack's limits (0.5 CPU / 128 MiB). Each step is one short k6 run of
-k6/capacity.js at a constant rate against one service; a rate passes only if every repeat
-passes, because near the CPU quota results are not monotonic (a lucky 10 s can pass a rate that
-the next 10 s fails). The search doubles the rate until a step fails, then bisects.
+Objective (ARCHITECTURE.md): p95 ≤ 25 ms, errors < 0.1 %, requests not sent on time < 1 %,
+under the stack's limits (0.5 CPU / 128 MiB). Each probe is `repeats` steps
+(helpers.load.steps) at one rate against one service; a rate passes only if every repeat
+passes, because near the CPU quota results are not monotonic (a lucky 8 s can pass a rate the
+next 8 s fails). The search doubles the rate until a probe fails, then bisects to `precision`.
 
-The generator is measured too. k6 spends about as much CPU per request as a FastAPI handler, so
-on a small host it can run out of CPU before a fast service does. A failed step whose service
-was using clearly less than its CPU quota was not limited by the service: the capacity is then
-reported as "≥ X (generator-bound)", never as X.
+The generator is never the limit by assumption: every step records its CPU next to the
+service's. When the failing rate's steps show a service below 85 % of its CPU quota, the
+service was not what failed — the capacity is reported as "≥ X (generator-bound)", never X.
+`decide` is the pure part (what the probes say), so it is tested on recorded steps.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import statistics
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from helpers import paths
-from helpers.analysis import metrics, queries
-from helpers.load import k6, loadtest
+from helpers.load import loadtest, steps
+from helpers.load.steps import Step
 from helpers.serving.stack import Stack
 
-SCRIPT = paths.K6_DIR / "capacity.js"
-P95_MS, ERROR_RATE, DROPPED_RATIO = 25.0, 0.001, 0.01
-SERVICE_BOUND_CPU_SHARE = 0.85  # a failing service that used < 85 % of its quota wasn't the limit
-
-
-@dataclass(frozen=True)
-class Step:
-    service: str
-    rate: int  # requests per second offered
-    repeat: int
-    requests: int
-    p95_ms: float
-    error_rate: float
-    dropped_ratio: float
-    generator_cpu_cores: float  # the k6 process's CPU over the step
-    generator_cpu_ms_per_request: float
-    service_cpu_cores: float  # from the cgroup, via Prometheus
-    passed: bool
-    reason: str
+Probe = Callable[[int], list[Step]]  # rate -> its steps (stops at the first failing repeat)
 
 
 @dataclass
@@ -54,6 +37,7 @@ class ServiceCapacity:
     service: str
     capacity_rps: int | None  # highest rate that passed every repeat
     bound: str  # "service" | "generator" | "search limit" | "time budget" | "none passed"
+    failed_rps: int | None = None  # lowest rate that failed (the bracket's top)
     steps: list[Step] = field(default_factory=list)
 
     @property
@@ -64,113 +48,42 @@ class ServiceCapacity:
             return f"{self.capacity_rps}"
         return f"≥ {self.capacity_rps} ({self.bound}-bound)"
 
+    @property
+    def resolution(self) -> float:
+        """Relative width of the bracket [capacity, failed): how precisely it is known."""
+        if not self.capacity_rps or not self.failed_rps:
+            return math.nan
+        return (self.failed_rps - self.capacity_rps) / self.capacity_rps
 
-def judge(p95_ms: float, error_rate: float, dropped_ratio: float) -> tuple[bool, str]:
-    """Pass/fail of one step against the objective, with the reasons it failed."""
-    reasons = []
-    if not p95_ms <= P95_MS:
-        reasons.append(f"p95 {p95_ms:.1f} ms > {P95_MS:g}")
-    if not error_rate < ERROR_RATE:
-        reasons.append(f"errors {error_rate:.2%} ≥ {ERROR_RATE:.1%}")
-    if not dropped_ratio < DROPPED_RATIO:
-        reasons.append(f"dropped {dropped_ratio:.1%} ≥ {DROPPED_RATIO:.0%}")
-    return not reasons, "; ".join(reasons) or "ok"
+    def at_capacity(self) -> list[Step]:
+        return [s for s in self.steps if s.rate == self.capacity_rps]
+
+    def cpu_us_per_request(self) -> tuple[float, float]:
+        """Service CPU per request at capacity: (median over repeats, spread = range/median)."""
+        values = [s.service_cpu_us_per_request for s in self.at_capacity()]
+        values = [v for v in values if math.isfinite(v)]
+        if not values:
+            return math.nan, math.nan
+        middle = statistics.median(values)
+        return middle, (max(values) - min(values)) / middle if middle else math.nan
 
 
-def run_step(
-    stack: Stack,
+def decide(
+    probe: Probe,
     service: str,
-    rate: int,
-    repeat: int,
-    duration_s: float,
-    ranges: dict[str, Any],
-    out_dir: Path,
-) -> Step:
-    """One constant-rate k6 run against `service`; bounded by duration + k6's graceful stop."""
-    env = k6.environment(
-        stack,
-        f"capacity-{service}-{rate}-{repeat}",
-        {service: stack.load_target_urls[service]},
-        ranges,
-        RATE=str(rate),
-        DURATION_S=f"{duration_s:g}",
-        MAX_VUS=str(max(50, min(1000, rate // 4))),
-        TIMEOUT_S="2",
-    )
-    step_dir = out_dir / service / f"{rate:05d}rps-{repeat}"
-    result = k6.run(stack, SCRIPT, env, step_dir, duration_s, service, progress=False)
-    summary = result.summary()["metrics"]
-    requests = int(summary.get("http_reqs", {}).get("count", 0))
-    dropped = int(summary.get("dropped_iterations", {}).get("count", 0))  # absent when none
-    planned = rate * duration_s
-    p95 = float(summary.get("http_req_duration", {}).get("p(95)", math.nan))
-    errors = float(summary.get("http_req_failed", {}).get("value", 1.0 if not requests else 0.0))
-    started, ended = result.started_at, result.ended_at
-    promql = queries.render(
-        "cpu_cores_mean",
-        table="totals",
-        services=queries.services_regex([service]),
-        range=f"{max(1, round(ended - started))}s",
-    )
-    service_cpu = metrics.query_instant(stack.prometheus_url, promql, ended).get(service, math.nan)
-    elapsed = max(ended - started, 1e-9)
-    cpu_s = result.cpu_seconds if result.cpu_seconds is not None else math.nan
-    passed, reason = judge(p95, errors, dropped / planned if planned else 1.0)
-    return Step(
-        service=service,
-        rate=rate,
-        repeat=repeat,
-        requests=requests,
-        p95_ms=p95,
-        error_rate=errors,
-        dropped_ratio=dropped / planned if planned else math.nan,
-        generator_cpu_cores=cpu_s / elapsed,
-        generator_cpu_ms_per_request=cpu_s * 1000 / requests if requests else math.nan,
-        service_cpu_cores=service_cpu,
-        passed=passed,
-        reason=reason,
-    )
-
-
-def _service_was_limit(step: Step, cpu_limit: float | None) -> bool:
-    if cpu_limit is None or not math.isfinite(step.service_cpu_cores):
-        return True  # cannot tell: do not claim generator-bound without evidence
-    return step.service_cpu_cores >= SERVICE_BOUND_CPU_SHARE * cpu_limit
-
-
-def search(
-    stack: Stack,
-    service: str,
-    ranges: dict[str, Any],
-    out_dir: Path,
-    budget_s: float,
-    start_rate: int = 50,
-    max_rate: int = 6400,
-    repeats: int = 2,
-    step_s: float = 8.0,
-    precision: float = 0.1,
+    cpu_limit: float | None,
+    start_rate: int,
+    max_rate: int,
+    precision: float,
+    deadline: float,
 ) -> ServiceCapacity:
-    """Double from `start_rate` until a rate fails, then bisect to `precision` (relative)."""
-    deadline = time.monotonic() + budget_s
-    limit = stack.limits.get(service)
-    cpu_limit = limit.cpu_cores if limit is not None and limit.enforced else None
+    """Double from `start_rate` until a probe fails, then bisect to `precision` (relative)."""
     result = ServiceCapacity(service, None, "none passed")
-    failing: list[Step] = []
 
     def holds(rate: int) -> bool:
-        for repeat in range(repeats):
-            step = run_step(stack, service, rate, repeat, step_s, ranges, out_dir)
-            result.steps.append(step)
-            print(
-                f"    {service:<16} {rate:>5} req/s #{repeat + 1}: p95 {step.p95_ms:6.1f} ms, "
-                f"service {step.service_cpu_cores:.2f} cores, k6 {step.generator_cpu_cores:.2f}"
-                f" cores → {'pass' if step.passed else 'FAIL: ' + step.reason}",
-                flush=True,
-            )
-            if not step.passed:
-                failing.append(step)
-                return False
-        return True
+        probed = probe(rate)
+        result.steps += probed
+        return bool(probed) and all(s.passed for s in probed)
 
     low: int | None = None
     high: int | None = None
@@ -181,18 +94,13 @@ def search(
         else:
             high = rate
             break
-    while (
-        low is not None
-        and high is not None
-        and (high - low) / low > precision
-        and time.monotonic() < deadline
-    ):
+    while low and high and (high - low) / low > precision and time.monotonic() < deadline:
         middle = (low + high) // 2
         if holds(middle):
             low = middle
         else:
             high = middle
-    result.capacity_rps = low
+    result.capacity_rps, result.failed_rps = low, high
     if low is None:
         result.bound = "none passed"
     elif high is None:
@@ -200,104 +108,187 @@ def search(
     elif (high - low) / low > precision:
         result.bound = "time budget"
     else:
-        last_fail = [s for s in failing if s.rate == high][-1]
-        result.bound = "service" if _service_was_limit(last_fail, cpu_limit) else "generator"
+        failing = [s for s in result.steps if s.rate == high and not s.passed]
+        result.bound = "service" if failing[-1].service_bound(cpu_limit) else "generator"
     return result
 
 
-def table(results: list[ServiceCapacity]) -> pd.DataFrame:
-    """One row per service: capacity (as displayed), the bound, generator CPU per request."""
-    rows = []
-    for r in results:
-        steps = pd.DataFrame([asdict(s) for s in r.steps]) if r.steps else pd.DataFrame()
-        at_capacity = steps[steps["rate"] == r.capacity_rps] if not steps.empty else steps
-        rows.append(
-            {
-                "service": r.service,
-                "capacity [req/s]": r.display,
-                "bound": r.bound,
-                "p95 at capacity [ms]": at_capacity["p95_ms"].max() if len(at_capacity) else None,
-                "service CPU at capacity [cores]": at_capacity["service_cpu_cores"].mean()
-                if len(at_capacity)
-                else None,
-                "k6 CPU [ms/req]": steps["generator_cpu_ms_per_request"].median()
-                if len(steps)
-                else None,
-                "k6 CPU peak [cores]": steps["generator_cpu_cores"].max() if len(steps) else None,
-                "steps": len(r.steps),
-            }
-        )
-    return pd.DataFrame(rows).set_index("service")
+def search(
+    stack: Stack,
+    service: str,
+    out_dir: Path,
+    budget_s: float,
+    start_rate: int = 50,
+    max_rate: int = 12800,
+    repeats: int = 2,
+    step_s: float = 8.0,
+    precision: float = 0.1,
+    generator: str = "vegeta",
+) -> ServiceCapacity:
+    """The capacity of one service of a running stack, with every step it took."""
+    ranges = loadtest.served_manifest(stack.run_dir)["feature_ranges"]
+    limit = stack.limits.get(service)
+    cpu_limit = limit.cpu_cores if limit is not None and limit.enforced else None
+
+    def probe(rate: int) -> list[Step]:
+        probed = []
+        for repeat in range(repeats):
+            step = steps.measure(
+                stack, service, rate, step_s, ranges, out_dir, repeat, generator=generator
+            )
+            probed.append(step)
+            print(describe(step), flush=True)
+            if not step.passed:
+                break
+        return probed
+
+    deadline = time.monotonic() + budget_s
+    return decide(probe, service, cpu_limit, start_rate, max_rate, precision, deadline)
 
 
-def ratios(results: list[ServiceCapacity]) -> dict[str, str]:
-    """go/py-onnx and py-onnx/py-pkl; a ratio with a generator-bound side is a lower bound."""
-    by_name = {r.service: r for r in results}
-
-    def ratio(top: str, bottom: str) -> str:
-        a, b = by_name.get(top), by_name.get(bottom)
-        if not a or not b or not a.capacity_rps or not b.capacity_rps:
-            return "n/a"
-        value = a.capacity_rps / b.capacity_rps
-        if a.bound != "service" and b.bound == "service":
-            return f"≥ {value:.1f}×"
-        if a.bound == "service" and b.bound != "service":
-            return f"≤ {value:.1f}×"
-        if a.bound != "service":
-            return f"~{value:.1f}× (both lower bounds)"
-        return f"{value:.1f}×"
-
-    return {
-        "go-api-onnx / python-api-onnx": ratio("go-api-onnx", "python-api-onnx"),
-        "python-api-onnx / python-api-pkl": ratio("python-api-onnx", "python-api-pkl"),
-    }
+def describe(step: Step) -> str:
+    """One line per step, for the terminal of a long search."""
+    verdict = "pass" if step.passed else "FAIL: " + step.reason
+    return (
+        f"    {step.service:<16} {step.rate:>5} req/s #{step.repeat + 1} ({step.generator}): "
+        f"p95 {step.p95_ms:6.1f} ms, service {step.service_cpu_cores:.2f} cores "
+        f"({step.service_cpu_us_per_request:.0f} µs/req), {step.generator} "
+        f"{step.generator_cpu_cores:.2f} cores → {verdict}"
+    )
 
 
 def run(
-    stack: Stack,
-    out_dir: Path,
-    budget_s: float = 13 * 60,
-    **search_options: Any,
+    stack: Stack, out_dir: Path, budget_s: float = 13 * 60, **search_options: Any
 ) -> list[ServiceCapacity]:
-    """Search every service of the stack in turn, sharing `budget_s` equally; writes
-    capacity.json (all steps) to `out_dir`."""
-    ranges = loadtest.served_manifest(stack.run_dir)["feature_ranges"]
+    """Search every service of the stack in turn, sharing `budget_s`; writes capacity.json."""
     services = list(stack.load_target_urls)
     deadline = time.monotonic() + budget_s
     results = []
     for index, service in enumerate(services):
         # Time a fast service did not use is handed on to the next ones.
         share = (deadline - time.monotonic()) / (len(services) - index)
-        results.append(search(stack, service, ranges, out_dir, share, **search_options))
+        results.append(search(stack, service, out_dir, share, **search_options))
         print(f"  {service:<16} {results[-1].display}   ({index + 1}/{len(services)})", flush=True)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    record = {
-        "objective": {"p95_ms": P95_MS, "error_rate": ERROR_RATE, "dropped": DROPPED_RATIO},
-        "results": [{**asdict(r), "display": r.display} for r in results],
-        "ratios": ratios(results),
-    }
-    text = json.dumps(record, indent=2, default=str).replace("NaN", "null")
-    (out_dir / "capacity.json").write_text(text + "\n")
+    save(results, out_dir / "capacity.json")
     return results
 
 
+def save(results: list[ServiceCapacity], path: Path) -> Path:
+    record = {
+        "objective": {"p95_ms": steps.P95_MS, "error_rate": steps.ERROR_RATE,
+                      "behind": steps.BEHIND_RATIO},
+        "results": [{**asdict(r), "display": r.display} for r in results],
+    }  # fmt: skip
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record, indent=2, default=_plain) + "\n")
+    return path
+
+
+def load(path: Path) -> list[ServiceCapacity]:
+    """capacity.json back into results (steps included)."""
+    record = json.loads(Path(path).read_text())
+    results = []
+    for raw in record["results"]:
+        raw.pop("display", None)
+        raw["steps"] = [Step(**_unplain(s)) for s in raw["steps"]]
+        results.append(ServiceCapacity(**raw))
+    return results
+
+
+def _plain(value: Any) -> Any:
+    return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
+def _unplain(raw: dict[str, Any]) -> dict[str, Any]:
+    return {k: (math.nan if v is None and k not in ("reason",) else v) for k, v in raw.items()}
+
+
+def record(results: list[ServiceCapacity]) -> dict[str, dict[str, Any]]:
+    """summary.json's capacity section: per service the rate, the bound, and what both sides
+    spent at that rate."""
+    section = {}
+    for r in results:
+        cpu, spread = r.cpu_us_per_request()
+        at = r.at_capacity()
+        section[r.service] = {
+            "rate_rps": r.capacity_rps,
+            "display": r.display,
+            "bound": r.bound,
+            "bracket": _plain(r.resolution),
+            "service_cpu_us_per_request": _plain(cpu),
+            "spread": _plain(spread),
+            "generator": at[0].generator if at else None,
+            "generator_cpu_cores": _plain(
+                max((s.generator_cpu_cores for s in at), default=math.nan)
+            ),
+            "generator_cpu_us_per_request": _plain(
+                _mean(s.generator_cpu_us_per_request for s in at)
+            ),
+        }
+    return section
+
+
+def table(results: list[ServiceCapacity]) -> pd.DataFrame:
+    """One row per service: capacity as it may be said, the bound, and what both sides spent."""
+    rows = []
+    for r in results:
+        at = r.at_capacity()
+        cpu, spread = r.cpu_us_per_request()
+        rows.append(
+            {
+                "service": r.service,
+                "capacity [req/s]": r.display,
+                "bound": r.bound,
+                "bracket [%]": round(100 * r.resolution, 1),
+                "p95 at capacity [ms]": max((s.p95_ms for s in at), default=math.nan),
+                "service CPU at capacity [cores]": _mean(s.service_cpu_cores for s in at),
+                "service CPU [µs/req]": cpu,
+                "spread over repeats [%]": round(100 * spread, 1),
+                "generator CPU [µs/req]": _mean(s.generator_cpu_us_per_request for s in at),
+                "generator CPU [cores]": max((s.generator_cpu_cores for s in at), default=math.nan),
+                "steps": len(r.steps),
+            }
+        )
+    return pd.DataFrame(rows).set_index("service")
+
+
+def _mean(values) -> float:
+    finite = [v for v in values if math.isfinite(v)]
+    return statistics.fmean(finite) if finite else math.nan
+
+
+def ratio(results: list[ServiceCapacity], top: str, bottom: str) -> str:
+    """top/bottom capacity as it may be said: a generator-bound side makes it a bound."""
+    by_name = {r.service: r for r in results}
+    a, b = by_name.get(top), by_name.get(bottom)
+    if not a or not b or not a.capacity_rps or not b.capacity_rps:
+        return "n/a"
+    value = a.capacity_rps / b.capacity_rps
+    if a.bound != "service" and b.bound == "service":
+        return f"≥ {value:.1f}×"
+    if a.bound == "service" and b.bound != "service":
+        return f"≤ {value:.1f}×"
+    if a.bound != "service":
+        return f"~{value:.1f}× (both lower bounds)"
+    return f"{value:.1f}×"
+
+
 def bench_section(args: Any) -> None:
-    """`make bench` section: start a limited local stack, search every service, print the
-    table and the ratios. The whole section stays within BENCH_BUDGET_S plus start/stop."""
+    """`make bench` section: a limited local stack, every service searched, table and ratios."""
     from datetime import UTC, datetime
 
+    from helpers import paths
     from helpers.serving.stack import start_stack
 
     run_dir = paths.RESULTS_DIR / f"bench-capacity-{datetime.now(UTC):%Y%m%d-%H%M%S}"
-    artifacts_dir = Path(args.artifacts_dir).resolve()
-    with start_stack("local", run_dir=run_dir, artifacts_dir=artifacts_dir) as stack:
+    with start_stack("local", run_dir=run_dir, artifacts_dir=Path(args.artifacts_dir)) as stack:
         if not stack.limits_enforced:
             print("  WARNING: limits NOT enforced — capacities are not under the 0.5 CPU budget")
         results = run(stack, run_dir / "capacity", budget_s=BENCH_BUDGET_S)
     print(table(results).to_string(float_format=lambda v: f"{v:.3g}"))
-    for name, value in ratios(results).items():
-        print(f"  {name}: {value}")
-    print(f"  steps and k6 logs: {run_dir / 'capacity'}")
+    for top, bottom in (("go-api-onnx", "python-api-onnx"), ("python-api-onnx", "python-api-pkl")):
+        print(f"  {top} / {bottom}: {ratio(results, top, bottom)}")
+    print(f"  steps and logs: {run_dir / 'capacity'}")
 
 
 BENCH_BUDGET_S = 13 * 60  # + stack start/stop: the bench section stays under 15 minutes

@@ -130,7 +130,9 @@ class LocalStack(Stack):
         freeze_manifest(self.artifacts_dir, self.stack_dir)
         self.stale_cgroups_removed = cgroups.clean_stale(keep_run=self.run_id)
         self._create_cgroups()
-        jobs = [prometheus.ScrapeTarget(n, self.metrics_urls[n].split("/")[2]) for n in self.specs]
+        jobs = [
+            prometheus.ScrapeTarget(n, self.metrics_urls[n].split("/")[2]) for n in self._scraped()
+        ]
         config = prometheus.render_config(
             prometheus_address=self.prometheus_url.split("//")[1],
             exporter_address=self.exporter_url.split("/")[2],
@@ -147,10 +149,19 @@ class LocalStack(Stack):
             self._wait_service(name)
         if not self.limits_enforced:
             self._start_exporter()  # the process-based fallback needs the services' pids
-        prometheus.wait_for_targets(self.prometheus_url, {*self.specs, EXPORTER_KEY})
+        prometheus.wait_for_targets(self.prometheus_url, {*self._scraped(), EXPORTER_KEY})
         for name in self.specs:
             threading.Thread(target=self._watch, args=(name,), daemon=True).start()
         self._write_stack_json()
+
+    def _scraped(self) -> list[str]:
+        """The services whose metrics Prometheus scrapes: all but those told to export none
+        (the overhead ladder measures a service without its telemetry)."""
+        return [
+            name
+            for name in self.specs
+            if self.service_env.get(name, {}).get("OTEL_METRICS_EXPORTER", "prometheus") != "none"
+        ]
 
     def _log(self, name: str) -> Path:
         return self.logs_dir / f"{name}.log"
@@ -196,7 +207,7 @@ class LocalStack(Stack):
         env = spec.environment(
             self.artifacts_dir,
             port=self.ports[name],
-            metrics_port=self.ports[f"{name}-metrics"],
+            metrics_port=self.ports[f"{name}-metrics"] if name in self._scraped() else None,
             host=HOST,
             overrides=self.service_env.get(name),
         )

@@ -27,6 +27,7 @@ kills the children, and the next start removes what they left.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import shutil
@@ -142,8 +143,11 @@ def start_stack(
 
 
 def run_id_of(run_dir: Path) -> str:
-    """The run folder's name, made safe as a cgroup name (both backends tag a run with it)."""
-    return re.sub(r"[^A-Za-z0-9_.-]", "_", Path(run_dir).resolve().name).strip(".") or "run"
+    """The run folder's name, safe as a cgroup name and unique to its path (both backends tag a
+    run with it): two runs' `capacity/` sub-folders must never share a cgroup."""
+    path = Path(run_dir).resolve()
+    name = re.sub(r"[^A-Za-z0-9_.-]", "_", path.name).strip(".") or "run"
+    return f"{name}-{hashlib.sha256(str(path).encode()).hexdigest()[:6]}"
 
 
 def gomaxprocs_from_log(text: str) -> int | None:

@@ -47,6 +47,8 @@ NOTEBOOKS: list[str] = [
     "03_serve",
     "04_load_test",
     "05_analyze",
+    "06_capacity_and_cost",
+    "00_summary",  # last: the answer, from what 05–08 wrote
 ]
 PROFILES = ("seed", "quick", "smoke")
 BACKENDS = ("local", "docker")
@@ -225,7 +227,10 @@ def run_notebooks(
         if status:
             break
     if status == 130:
-        removed = cgroups.remove_all(run_id_of(run_dir))
+        # The run's own stack and those of its parts (capacity/, ladder/…): each recorded
+        # where it ran, under a run id of its own.
+        stacks = {run_id_of(record.parent.parent) for record in run_dir.rglob("stack/stack.json")}
+        removed = [path for run_id in sorted(stacks) for path in cgroups.remove_all(run_id)]
         print(
             f"\nSTUDY INTERRUPTED in {record['interrupted_in']}: everything it started is "
             f"stopped{f' ({len(removed)} cgroups removed)' if removed else ''}; what was measured "
