@@ -17,6 +17,10 @@ SERVICES_DIR = REPO_ROOT / "services"
 SERVICE_ENVS_DIR = REPO_ROOT / ".venvs"
 BUILD_DIR = REPO_ROOT / ".build"
 GO_SERVICE_BINARY = BUILD_DIR / "go-api-onnx"
+# The OpenTelemetry Collector distribution `make setup` builds from observability/otel-collector/
+# builder.yaml (its image cannot be pulled without a registry).
+COLLECTOR_BINARY = BUILD_DIR / "otelcol-study" / "otelcol-study"
+COLLECTOR_CONFIG = REPO_ROOT / "observability" / "otel-collector" / "config.yaml"
 K6_DIR = REPO_ROOT / "k6"
 OBSERVABILITY_DIR = REPO_ROOT / "observability"
 

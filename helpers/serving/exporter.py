@@ -34,6 +34,8 @@ from prometheus_client.registry import Collector
 
 from helpers.serving import cgroup_stats, cgroups
 
+JOB = "cgroup-exporter"  # its Prometheus job and process name, in both backends
+
 
 class CgroupCollector(Collector):
     """Reads every cgroup at each scrape and yields cAdvisor-named families.

@@ -6,6 +6,11 @@ MiB, joined before exec); the real Prometheus binary scrapes the services once a
 PromQL answers as under Docker. k6 runs as a plain process outside the cgroups. If cgroups
 cannot be made, the stack runs unlimited and says so loudly (`limits_enforced` false).
 
+Telemetry travels one of two ways (`telemetry`): `pull` (default) — Prometheus scrapes each
+service's own endpoint, as the contract's local default; `collector` — the services push OTLP
+to the OpenTelemetry Collector (helpers.serving.collector) and Prometheus scrapes it, the post's
+path. Either way the same PromQL answers, and the collector's own CPU and memory are measured.
+
 A watcher thread per service notices the moment a service exits while the stack runs and
 records it (`Stack.failures()`, stack/events.json) with the OOM kills its cgroup counted.
 """
@@ -15,19 +20,25 @@ from __future__ import annotations
 import atexit
 import json
 import os
-import platform
-import subprocess
 import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from helpers import net, paths
-from helpers.serving import cgroup_stats, cgroups, ports, process, prometheus
-from helpers.serving.services import LATENCY_BUCKETS_S, ServiceSpec, all_services
+from helpers.serving import (
+    cgroup_stats,
+    cgroups,
+    collector,
+    exporter,
+    local_record,
+    ports,
+    process,
+    prometheus,
+)
+from helpers.serving.services import ServiceSpec, all_services
 from helpers.serving.stack import (
     SERVICE_READY_TIMEOUT_S,
     ExitLog,
@@ -35,23 +46,11 @@ from helpers.serving.stack import (
     ServiceExit,
     Stack,
     freeze_manifest,
-    gomaxprocs_from_log,
-    record_header,
     run_id_of,
 )
 
 HOST = ports.HOST
-EXPORTER_KEY = "cgroup-exporter"
 PROMETHEUS_KEY = "prometheus"
-
-
-def _command_version(argv: list[str]) -> str:
-    try:
-        result = subprocess.run(argv, capture_output=True, text=True, timeout=10, check=False)
-    except (OSError, subprocess.TimeoutExpired) as error:
-        return f"unavailable ({error})"
-    text = (result.stdout or result.stderr).strip()
-    return text.splitlines()[0] if text else "?"
 
 
 class LocalStack(Stack):
@@ -65,20 +64,28 @@ class LocalStack(Stack):
         artifacts_dir: Path,
         ports_requested: dict[str, int] | None = None,
         service_env: dict[str, dict[str, str]] | None = None,
+        telemetry: str = "pull",
     ) -> None:
+        collector.check_mode(telemetry)
         self.run_dir = Path(run_dir).resolve()
         self.artifacts_dir = Path(artifacts_dir).resolve()
         self.specs: dict[str, ServiceSpec] = all_services()
         unknown = sorted(set(service_env or {}) - set(self.specs))
         if unknown:
             raise ValueError(f"service_env names unknown services {unknown}: {list(self.specs)}")
-        self.service_env = dict(service_env or {})
+        self.service_env = {name: dict(env) for name, env in (service_env or {}).items()}
+        self.telemetry = telemetry
+        self.with_collector = collector.needed(telemetry, self.service_env)
         self.run_id = run_id_of(self.run_dir)
         self.stack_dir = self.run_dir / "stack"
         self.logs_dir = self.stack_dir / "logs"
         self.ports = ports.resolve(
             named=[*self.specs, PROMETHEUS_KEY],
-            free=[EXPORTER_KEY, *(f"{name}-metrics" for name in self.specs)],
+            free=[
+                exporter.JOB,
+                *(f"{name}-metrics" for name in self.specs),
+                *(collector.PORT_KEYS.values() if self.with_collector else ()),
+            ],
             requested=ports_requested,
         )
         self.service_urls = {n: f"http://{HOST}:{self.ports[n]}" for n in self.specs}
@@ -88,7 +95,7 @@ class LocalStack(Stack):
         }
         self.prometheus_url = f"http://{HOST}:{self.ports[PROMETHEUS_KEY]}"
         self.remote_write_url = f"{self.prometheus_url}/api/v1/write"
-        self.exporter_url = f"http://{HOST}:{self.ports[EXPORTER_KEY]}/metrics"
+        self.exporter_url = f"http://{HOST}:{self.ports[exporter.JOB]}/metrics"
         self.limits: dict[str, Limits] = {}
         self.limits_enforced = False
         self.limits_note = ""
@@ -124,32 +131,47 @@ class LocalStack(Stack):
                     f"{spec.name}: {spec.argv[0]} not found; run `make setup` to build the services"
                 )
         prometheus.binary()
+        if self.with_collector:
+            collector.binary()
 
     def _start(self) -> None:
         self.logs_dir.mkdir(parents=True, exist_ok=True)
         freeze_manifest(self.artifacts_dir, self.stack_dir)
         self.stale_cgroups_removed = cgroups.clean_stale(keep_run=self.run_id)
         self._create_cgroups()
-        jobs = [
-            prometheus.ScrapeTarget(n, self.metrics_urls[n].split("/")[2]) for n in self._scraped()
-        ]
+        if self.telemetry == "collector":
+            address = f"{HOST}:{self.ports[collector.PORT_KEYS['OTELCOL_PROMETHEUS_ENDPOINT']]}"
+            jobs = [prometheus.ScrapeTarget(collector.NAME, address, honor_labels=True)]
+        else:
+            jobs = [
+                prometheus.ScrapeTarget(n, self.metrics_urls[n].split("/")[2])
+                for n in self._scraped()
+            ]
         config = prometheus.render_config(
             prometheus_address=self.prometheus_url.split("//")[1],
             exporter_address=self.exporter_url.split("/")[2],
             services=jobs,
         )
         self.processes[PROMETHEUS_KEY] = prometheus.start(
-            config, self.run_dir, self.ports[PROMETHEUS_KEY], self._log(PROMETHEUS_KEY)
+            config, self.run_dir, self.ports[PROMETHEUS_KEY], self.log_path(PROMETHEUS_KEY)
         )
         if self.limits_enforced:
             self._start_exporter()
+        if self.with_collector:
+            self.processes[collector.NAME] = collector.start(
+                HOST,
+                self.ports,
+                self.log_path(collector.NAME),
+                [cgroups.join_before_exec(self.cgroups[collector.NAME])],
+            )
         for name, spec in self.specs.items():
             self._start_service(name, spec)
         for name in self.specs:
             self._wait_service(name)
         if not self.limits_enforced:
             self._start_exporter()  # the process-based fallback needs the services' pids
-        prometheus.wait_for_targets(self.prometheus_url, {*self._scraped(), EXPORTER_KEY})
+        pulled = [collector.NAME] if self.telemetry == "collector" else self._scraped()
+        prometheus.wait_for_targets(self.prometheus_url, {*pulled, exporter.JOB})
         for name in self.specs:
             threading.Thread(target=self._watch, args=(name,), daemon=True).start()
         self._write_stack_json()
@@ -163,10 +185,14 @@ class LocalStack(Stack):
             if self.service_env.get(name, {}).get("OTEL_METRICS_EXPORTER", "prometheus") != "none"
         ]
 
-    def _log(self, name: str) -> Path:
+    def log_path(self, name: str) -> Path:
         return self.logs_dir / f"{name}.log"
 
     def _create_cgroups(self) -> None:
+        if self.with_collector:  # measured, not limited: the post gave it CPUs of its own
+            self.cgroups[collector.NAME] = cgroups.create_cgroup(
+                self.run_id, collector.NAME, cpu_cores=None, memory_bytes=None
+            )
         for name in self.specs:
             group = cgroups.create_cgroup(self.run_id, name)
             if group.enforced and cgroups.pids(group):
@@ -177,7 +203,7 @@ class LocalStack(Stack):
             self.cgroups[name] = group
             read = cgroup_stats.read_limits(group)
             self.limits[name] = Limits(read.cpu_cores, read.memory_limit_bytes, group.enforced)
-        self.limits_enforced = all(g.enforced for g in self.cgroups.values())
+        self.limits_enforced = all(self.cgroups[name].enforced for name in self.specs)
         if not self.limits_enforced:
             reasons = sorted({g.reason for g in self.cgroups.values() if not g.enforced})
             self.limits_note = "; ".join(reasons)
@@ -193,28 +219,35 @@ class LocalStack(Stack):
 
     def _start_exporter(self) -> None:
         argv = [sys.executable, "-m", "helpers.serving.exporter", "--host", HOST]
-        argv += ["--port", str(self.ports[EXPORTER_KEY])]
+        argv += ["--port", str(self.ports[exporter.JOB])]
         for name, group in self.cgroups.items():
             if group.enforced:
                 argv += ["--cgroup", f"{name}={group.relpath}"]
             else:
                 argv += ["--pid", f"{name}={self.processes[name].pid}"]
-        managed = process.start(EXPORTER_KEY, argv, self._log(EXPORTER_KEY), cwd=paths.REPO_ROOT)
-        self.processes[EXPORTER_KEY] = managed
-        self._wait(EXPORTER_KEY, self.exporter_url, timeout_s=20.0)
+        managed = process.start(
+            exporter.JOB, argv, self.log_path(exporter.JOB), cwd=paths.REPO_ROOT
+        )
+        self.processes[exporter.JOB] = managed
+        self._wait(exporter.JOB, self.exporter_url, timeout_s=20.0)
 
     def _start_service(self, name: str, spec: ServiceSpec) -> None:
+        pulled = self.telemetry == "pull" and name in self._scraped()
+        overrides = {}
+        if self.with_collector:
+            pushed = self.telemetry == "collector" and name in self._scraped()
+            overrides = collector.service_environment(HOST, self.ports, metrics=pushed)
         env = spec.environment(
             self.artifacts_dir,
             port=self.ports[name],
-            metrics_port=self.ports[f"{name}-metrics"] if name in self._scraped() else None,
+            metrics_port=self.ports[f"{name}-metrics"] if pulled else None,
             host=HOST,
-            overrides=self.service_env.get(name),
+            overrides=overrides | self.service_env.get(name, {}),
         )
         self.processes[name] = process.start(
             name,
             spec.argv,
-            self._log(name),
+            self.log_path(name),
             env=env,
             cwd=spec.cwd,
             before_exec=[cgroups.join_before_exec(self.cgroups[name])],
@@ -258,59 +291,10 @@ class LocalStack(Stack):
 
     # -- record ---------------------------------------------------------------------------
 
-    def versions(self) -> dict[str, str]:
-        layout = cgroups.detect_layout()
-        found = {
-            "prometheus": prometheus.version(),
-            "python": platform.python_version(),
-            "kernel": platform.release(),
-            "cgroup": layout.version if layout else "none",
-        }
-        try:
-            found["k6"] = _command_version([str(paths.k6_binary()), "version"])
-        except FileNotFoundError as error:
-            found["k6"] = f"unavailable ({error})"
-        for name, health in self.healthz.items():
-            found[name] = str(health.get("runtime", "?"))
-        return found
-
-    def describe(self) -> dict[str, Any]:
-        """Everything stack.json records: enough to find, re-read and judge the run later."""
-        go = self.processes.get("go-api-onnx")
-        gomaxprocs = gomaxprocs_from_log(go.log_tail(200)) if go else None
-        return record_header(self) | {
-            "prometheus": {
-                "url": self.prometheus_url,
-                "remote_write_url": self.remote_write_url,
-                "data_dir": str(self.run_dir / "prometheus" / "data"),
-                "scrape_interval_s": prometheus.SCRAPE_INTERVAL_S,
-                "pid": self.processes[PROMETHEUS_KEY].pid,
-            },
-            "exporter": {"url": self.exporter_url, "pid": self.processes[EXPORTER_KEY].pid},
-            "services": {
-                name: {
-                    "url": self.service_urls[name],
-                    "load_target_url": self.load_target_urls[name],
-                    "metrics_url": self.metrics_urls[name],
-                    "pid": self.processes[name].pid,
-                    "cgroup": self.cgroups[name].relpath,
-                    "cgroup_dirs": {k: str(v) for k, v in self.cgroups[name].dirs.items()},
-                    "limits": asdict(self.limits[name]),
-                    "environment": self.service_env.get(name, {}),
-                    "healthz": self.healthz.get(name),
-                    "log": str(self._log(name)),
-                }
-                for name in self.specs
-            },
-            "latency_buckets_s": list(LATENCY_BUCKETS_S),
-            "go_maxprocs": gomaxprocs,
-            "stale_cgroups_removed": self.stale_cgroups_removed,
-            "versions": self.versions(),
-        }
-
     def _write_stack_json(self) -> None:
         self.stack_dir.mkdir(parents=True, exist_ok=True)
-        (self.stack_dir / "stack.json").write_text(json.dumps(self.describe(), indent=2) + "\n")
+        record = local_record.describe(self)
+        (self.stack_dir / "stack.json").write_text(json.dumps(record, indent=2) + "\n")
 
     # -- load and stop ----------------------------------------------------------------------
 
@@ -353,7 +337,7 @@ class LocalStack(Stack):
                         errors.append(error)
 
         stop_all(self.load_generators)
-        for names in (list(self.specs), [EXPORTER_KEY], [PROMETHEUS_KEY]):
+        for names in (list(self.specs), [collector.NAME, exporter.JOB], [PROMETHEUS_KEY]):
             stop_all([self.processes[n] for n in names if n in self.processes])
         for group in self.cgroups.values():
             try:
@@ -375,7 +359,9 @@ def start_local_stack(
     artifacts_dir: Path,
     ports: dict[str, int] | None = None,
     service_env: dict[str, dict[str, str]] | None = None,
+    telemetry: str = "pull",
 ) -> LocalStack:
     """The local backend's starter. `service_env` adds environment variables per service
-    (the settings the why notebook varies: ACCESS_LOG, OTEL_TRACES_EXPORTER, …)."""
-    return LocalStack(run_dir, artifacts_dir, ports, service_env).start()
+    (the settings the why notebook varies: ACCESS_LOG, OTEL_TRACES_EXPORTER, …); `telemetry`
+    is "pull" (Prometheus scrapes the services) or "collector" (they push to the collector)."""
+    return LocalStack(run_dir, artifacts_dir, ports, service_env, telemetry).start()

@@ -36,10 +36,12 @@ READY_TIMEOUT_S = 60.0  # WAL replay of a long run takes a while when reopened
 
 @dataclass(frozen=True)
 class ScrapeTarget:
-    """One job: Prometheus' `job` label and the host:port whose /metrics it scrapes."""
+    """One job: Prometheus' `job` label and the host:port whose /metrics it scrapes.
+    `honor_labels` keeps the target's own `job` (the collector sets it to the service name)."""
 
     job: str
     address: str  # host:port
+    honor_labels: bool = False
 
 
 def binary() -> Path:
@@ -60,17 +62,14 @@ def version() -> str:
 
 
 def render_config(
-    prometheus_address: str,
-    exporter_address: str,
-    services: list[ScrapeTarget],
-    scrape_interval_s: float = SCRAPE_INTERVAL_S,
+    prometheus_address: str, exporter_address: str, services: list[ScrapeTarget]
 ) -> str:
     """The local configuration: the template with this run's targets filled in."""
-    if scrape_interval_s <= 0:
-        raise ValueError(f"scrape_interval_s must be positive, got {scrape_interval_s}")
-    interval = f"{round(scrape_interval_s * 1000)}ms"
+    interval = f"{round(SCRAPE_INTERVAL_S * 1000)}ms"
     jobs = "\n".join(
-        f'  - job_name: {target.job}\n    static_configs:\n      - targets: ["{target.address}"]'
+        f"  - job_name: {target.job}\n"
+        + ("    honor_labels: true\n" if target.honor_labels else "")
+        + f'    static_configs:\n      - targets: ["{target.address}"]'
         for target in services
     )
     return Template(TEMPLATE.read_text()).substitute(

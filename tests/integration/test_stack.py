@@ -243,3 +243,47 @@ def test_a_second_stack_starts_at_once_on_the_ports_of_the_first(
     ) as second:
         assert second.service_urls == first.service_urls
         assert httpx.get(f"{second.service_urls['go-api-onnx']}/healthz").status_code == 200
+
+
+def test_through_the_collector_the_same_queries_find_every_service(
+    tmp_path: Path, model_artifacts: Path
+) -> None:
+    """telemetry="collector": the services push OTLP to the real collector, Prometheus scrapes
+    it, and the contract's names and labels survive the translation (the PromQL is the same)."""
+    with stack.start_stack(
+        run_dir=tmp_path, artifacts_dir=model_artifacts, ports=_free_ports(), telemetry="collector"
+    ) as through:
+        for url in through.service_urls.values():
+            with httpx.Client(base_url=url, timeout=10.0) as client:
+                for _ in range(5):
+                    assert client.post("/predict", json=INSTANCE).status_code == 200
+
+        def arrived() -> bool:
+            found = query(
+                through.prometheus_url,
+                'sum by (job) (http_server_request_duration_seconds_count{http_route="/predict",'
+                ' http_response_status_code="200"}) >= 5',
+            )
+            return {r["metric"]["job"] for r in found} == set(SERVICE_NAMES)
+
+        net.poll(arrived, 30.0, "every service's histogram through the collector")
+        buckets = {
+            r["metric"]["le"]
+            for r in query(
+                through.prometheus_url,
+                'http_server_request_duration_seconds_bucket{job="go-api-onnx"}',
+            )
+        }
+        assert {"0.0005", "0.025", "10.0", "+Inf"} <= buckets
+        record = json.loads((tmp_path / "stack" / "stack.json").read_text())
+        assert record["telemetry"] == "collector" and record["collector"]["pid"]
+
+        def collector_measured() -> bool:
+            return bool(
+                query(
+                    through.prometheus_url,
+                    'container_cpu_usage_seconds_total{name="otel-collector"}',
+                )
+            )
+
+        net.poll(collector_measured, 15.0, "the collector's own CPU in Prometheus")

@@ -224,6 +224,19 @@ ENTRYPOINT ["/usr/local/bin/prometheus"]
 CMD ["--config.file=/etc/prometheus/prometheus.yml", "--storage.tsdb.path=/prometheus"]
 """,
     ),
+    # The collector `make setup` builds (static, no cgo); compose mounts its config.
+    "OTEL_COLLECTOR_IMAGE": BinaryImage(
+        "onnx-study/otelcol",
+        lambda: {"otelcol-study": paths.COLLECTOR_BINARY},
+        "--version",
+        r"version (\S+)",
+        """\
+USER 10001
+EXPOSE 4317 4318 8889 13133
+ENTRYPOINT ["/usr/local/bin/otelcol-study"]
+CMD ["--config=/etc/otelcol/config.yaml"]
+""",
+    ),
     # Like grafana/k6: `k6` is the entrypoint, user 12345; the caller mounts the scripts.
     "K6_IMAGE": BinaryImage(
         "onnx-study/k6",

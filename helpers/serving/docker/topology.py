@@ -17,13 +17,13 @@ from typing import Any
 import yaml
 
 from helpers import net, paths
-from helpers.serving import process
+from helpers.serving import exporter, process
 from helpers.serving.docker.choice import OPTIONAL_SERVICES
 from helpers.serving.docker.compose import COMPOSE_FILE, SCRAPE_OVERRIDE
 from helpers.serving.services import SERVICE_NAMES
 
 PROMETHEUS_CONFIGS = paths.OBSERVABILITY_DIR / "prometheus"
-EXPORTER_JOB = "cgroup-exporter"
+EXPORTER_JOB = exporter.JOB
 
 
 @dataclass(frozen=True)
