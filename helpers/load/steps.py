@@ -50,6 +50,8 @@ class Step:
     throttled_ratio: float  # share of CFS periods in which the service was throttled
     passed: bool
     reason: str
+    started_at: float = math.nan  # unix seconds: the step's window, for other counters after
+    ended_at: float = math.nan
 
     def service_bound(self, cpu_limit: float | None) -> bool:
         """Did the service run out of CPU? (No limit or no reading: assume it did, never claim
@@ -167,4 +169,6 @@ def measure(
         throttled_ratio=throttled / periods if periods else (0.0 if periods == 0 else math.nan),
         passed=passed,
         reason=reason,
+        started_at=started,
+        ended_at=ended,
     )

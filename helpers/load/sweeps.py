@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import math
 import statistics
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -159,6 +160,66 @@ def ladder_table(frame: pd.DataFrame) -> pd.DataFrame:
     return table.reindex(
         index=list(dict.fromkeys(frame["service"])), columns=list(dict.fromkeys(frame["rung"]))
     )
+
+
+TELEMETRY_PATHS = {
+    "off": ({"OTEL_METRICS_EXPORTER": "none"}, "pull"),
+    "pulled by Prometheus": ({}, "pull"),
+    "pushed to the collector": ({}, "collector"),
+}
+
+
+def telemetry_paths(
+    backend: str,
+    run_dir: Path,
+    artifacts_dir: Path,
+    rates: dict[str, int],
+    duration_s: float,
+    repeats: int = 2,
+) -> pd.DataFrame:
+    """What telemetry costs each service, per path (off / pulled / pushed through the
+    collector), and what the collector itself spends per request it carries."""
+    rows = []
+    for index, (path, (environment, telemetry)) in enumerate(TELEMETRY_PATHS.items()):
+        path_dir = run_dir / "telemetry" / f"{index}-{telemetry}"
+        service_env = {service: dict(environment) for service in rates}
+        with start_stack(
+            backend,
+            run_dir=path_dir,
+            artifacts_dir=artifacts_dir,
+            service_env=service_env,
+            telemetry=telemetry,
+        ) as stack:
+            ranges = loadtest.served_manifest(stack.run_dir)["feature_ranges"]
+            for service, rate in rates.items():
+                for repeat in range(repeats):
+                    step = steps.measure(stack, service, rate, duration_s, ranges, path_dir, repeat)
+                    print(f"  [{path}] {capacity.describe(step).strip()}", flush=True)
+                    carried = math.nan
+                    if telemetry == "collector":
+                        cores = steps.counter_rate(
+                            stack.prometheus_url,
+                            "container_cpu_usage_seconds_total",
+                            "otel-collector",
+                            step.started_at,
+                            step.ended_at,
+                        )
+                        elapsed = step.ended_at - step.started_at
+                        carried = (
+                            cores * elapsed * 1e6 / step.requests if step.requests else math.nan
+                        )
+                    rows.append(
+                        {
+                            "service": service,
+                            "path": path,
+                            "repeat": repeat,
+                            "rate": rate,
+                            "cpu_us_per_request": step.service_cpu_us_per_request,
+                            "collector_cpu_us_per_request": carried,
+                            "p95_ms": step.p95_ms,
+                        }
+                    )
+    return pd.DataFrame(rows)
 
 
 def stack_stage(stack, service: str) -> str:

@@ -107,6 +107,7 @@ def stack(
         ports=ports,
         service_env=SERVICE_ENV,
         images=images,
+        telemetry="collector",  # the post's path: APIs → OTLP → collector → Prometheus
     )
     print(f"docker stack up in {time.monotonic() - started:.1f} s (images={images})")
     assert isinstance(stack, DockerStack)
@@ -245,6 +246,25 @@ def test_prometheus_holds_server_container_and_client_metrics(
         assert wanted <= seen, f"{metric} by {label}: {seen}"
     cpu = _query(stack, "sum by (name) (container_cpu_usage_seconds_total)")
     assert all(float(series["value"][1]) > 0 for series in cpu), cpu
+
+
+def test_the_server_metrics_came_through_the_real_collector(
+    stack: DockerStack, smoke_phase: loadtest.Phase
+) -> None:
+    """The collector's container ran (the stand-in made from the binary `make setup` builds),
+    Prometheus scraped only it for the APIs' histograms, and they kept the contract's names."""
+    assert "otel-collector" in stack.topology.services
+    assert stack.topology.metrics_via_collector
+    targets = httpx.get(f"{stack.prometheus_url}/api/v1/targets").json()["data"]["activeTargets"]
+    jobs = {t["labels"]["job"]: t["health"] for t in targets}
+    assert jobs.get("otel-collector") == "up" and not set(SERVICE_NAMES) & set(jobs), jobs
+    seen = _wait_for_labels(
+        stack,
+        'count by (job) (http_server_request_duration_seconds_bucket{http_route="/predict"})',
+        "job",
+        set(SERVICE_NAMES),
+    )
+    assert set(SERVICE_NAMES) <= seen
 
 
 def test_promtool_accepts_the_runs_prometheus_config(stack: DockerStack) -> None:

@@ -60,7 +60,8 @@ def test_without_optional_images_prometheus_scrapes_the_apis_and_the_host_export
 
 
 def test_with_every_image_the_collector_and_cadvisor_feed_prometheus() -> None:
-    full = topology.Topology.for_images({v: "x:1" for v in choice.OPTIONAL_SERVICES.values()})
+    every = {v: "x:1" for v in choice.OPTIONAL_SERVICES.values()}
+    full = topology.Topology.for_images(every, telemetry="collector")
     assert full.services[-3:] == ["otel-collector", "cadvisor", "grafana"]
     assert [f.name for f in full.compose_files] == ["docker-compose.yaml"]
     config = yaml.safe_load(full.prometheus_config())
@@ -147,3 +148,13 @@ def test_service_env_must_name_services_and_a_model_must_exist(
     shutil.rmtree(artifacts)
     with pytest.raises(FileNotFoundError, match=r"manifest\.json"):
         DockerStack(tmp_path / "run", artifacts)
+
+
+def test_pull_telemetry_scrapes_the_apis_and_runs_the_collector_only_for_spans() -> None:
+    every = {v: "x:1" for v in choice.OPTIONAL_SERVICES.values()}
+    pulled = topology.Topology.for_images(every)
+    assert "otel-collector" not in pulled.services and "go-api-onnx" in pulled.jobs
+    traced = topology.Topology.for_images(every, {"go-api-onnx": {"OTEL_TRACES_EXPORTER": "otlp"}})
+    assert "otel-collector" in traced.services and "otel-collector" not in traced.jobs
+    with pytest.raises(ValueError, match="OTEL_COLLECTOR_IMAGE"):
+        topology.Topology.for_images({}, telemetry="collector")

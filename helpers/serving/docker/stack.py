@@ -34,7 +34,7 @@ import httpx
 import yaml
 
 from helpers import net, paths
-from helpers.serving import ports, process, prometheus
+from helpers.serving import collector, ports, process, prometheus
 from helpers.serving.docker import choice, containers, engine, topology
 from helpers.serving.docker.compose import PROJECT, PROJECT_LABEL, SERVICE_LABEL, Compose
 from helpers.serving.docker.containers import ExitWatcher, K6Container
@@ -73,7 +73,10 @@ class DockerStack(Stack):
         service_env: dict[str, dict[str, str]] | None = None,
         images_mode: str | None = None,
         build: bool = True,
+        telemetry: str = "pull",
     ) -> None:
+        collector.check_mode(telemetry)
+        self.telemetry = telemetry
         self.run_dir = Path(run_dir).resolve()
         self.artifacts_dir = Path(artifacts_dir).resolve()
         manifest = self.artifacts_dir / "manifest.json"
@@ -152,7 +155,7 @@ class DockerStack(Stack):
         if self.build:
             log(f"compose build {' '.join(SERVICE_NAMES)} (layer cache kept by the engine)")
             self.compose.run("build", *SERVICE_NAMES)
-        self.topology = topology.Topology.for_images(self.images, self.service_env)
+        self.topology = topology.Topology.for_images(self.images, self.service_env, self.telemetry)
         self.prometheus_config.write_text(self.topology.prometheus_config())
         self.compose.files = [*self.topology.compose_files, self._write_run_override()]
         log(self.topology.sentence())
@@ -244,6 +247,7 @@ class DockerStack(Stack):
         """Everything stack.json records (the local backend's keys, plus the docker ones)."""
         go_log = self.containers["go-api-onnx"].logs().decode(errors="replace")
         return record_header(self) | {
+            "telemetry": self.telemetry,
             "prometheus": {
                 "url": self.prometheus_url,
                 "remote_write_url": self.remote_write_url,
@@ -357,8 +361,10 @@ def start_docker_stack(
     service_env: dict[str, dict[str, str]] | None = None,
     images: str | None = None,
     build: bool = True,
+    telemetry: str = "pull",
 ) -> DockerStack:
     """The docker backend's starter (`start_stack("docker", ...)`). `service_env` adds
     environment variables per service, as in the local backend; `images` overrides
-    STUDY_DOCKER_IMAGES (auto|registry|local); `build=False` uses the images already built."""
-    return DockerStack(run_dir, artifacts_dir, ports, service_env, images, build).start()
+    STUDY_DOCKER_IMAGES (auto|registry|local); `build=False` uses the images already built;
+    `telemetry` "pull" (Prometheus scrapes the APIs) or "collector" (the APIs push OTLP to it)."""
+    return DockerStack(run_dir, artifacts_dir, ports, service_env, images, build, telemetry).start()

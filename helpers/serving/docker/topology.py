@@ -28,17 +28,31 @@ EXPORTER_JOB = exporter.JOB
 
 @dataclass(frozen=True)
 class Topology:
-    optional: tuple[str, ...]  # the optional services whose image is there
+    optional: tuple[str, ...]  # the optional services that run (their image is there)
     unscraped: tuple[str, ...] = ()  # services told to export no metrics (OTEL_METRICS_EXPORTER)
+    metrics_via_collector: bool = True  # telemetry="collector"; "pull": Prometheus scrapes APIs
 
     @classmethod
     def for_images(
-        cls, images: dict[str, str], service_env: dict[str, dict[str, str]] | None = None
+        cls,
+        images: dict[str, str],
+        service_env: dict[str, dict[str, str]] | None = None,
+        telemetry: str = "pull",
     ) -> Topology:
-        optional = tuple(s for s, variable in OPTIONAL_SERVICES.items() if variable in images)
+        """telemetry "collector" (the post's path) needs the collector's image; "pull" runs
+        the collector only when a service sends spans (OTEL_TRACES_EXPORTER=otlp)."""
         envs = service_env or {}
+        traced = any(env.get("OTEL_TRACES_EXPORTER") == "otlp" for env in envs.values())
+        wanted = {"otel-collector": telemetry == "collector" or traced}
+        optional = tuple(
+            s
+            for s, variable in OPTIONAL_SERVICES.items()
+            if variable in images and wanted.get(s, True)
+        )
+        if telemetry == "collector" and "otel-collector" not in optional:
+            raise ValueError("telemetry='collector' needs OTEL_COLLECTOR_IMAGE (none could be had)")
         silent = [s for s, env in envs.items() if env.get("OTEL_METRICS_EXPORTER") == "none"]
-        return cls(optional, tuple(silent))
+        return cls(optional, tuple(silent), telemetry == "collector")
 
     collector = property(lambda self: "otel-collector" in self.optional)
     cadvisor = property(lambda self: "cadvisor" in self.optional)
@@ -50,22 +64,22 @@ class Topology:
 
     @property
     def compose_files(self) -> list[Path]:
-        return [COMPOSE_FILE] if self.collector else [COMPOSE_FILE, SCRAPE_OVERRIDE]
+        return [COMPOSE_FILE] if self.metrics_via_collector else [COMPOSE_FILE, SCRAPE_OVERRIDE]
 
     @property
     def prometheus_base(self) -> Path:
-        name = "prometheus.yml" if self.collector else "prometheus.scrape.yml"
+        name = "prometheus.yml" if self.metrics_via_collector else "prometheus.scrape.yml"
         return PROMETHEUS_CONFIGS / name
 
     @property
     def jobs(self) -> list[str]:
         """Prometheus' jobs, every one of which must be up before the stack is ready."""
         scraped = [name for name in SERVICE_NAMES if name not in self.unscraped]
-        server = ["otel-collector"] if self.collector else scraped
+        server = ["otel-collector"] if self.metrics_via_collector else scraped
         return ["prometheus", *server, "cadvisor" if self.cadvisor else EXPORTER_JOB]
 
     def sentence(self) -> str:
-        server = "via the collector" if self.collector else "scraped directly"
+        server = "via the collector" if self.metrics_via_collector else "scraped directly"
         container = "cAdvisor" if self.cadvisor else "the host cgroup exporter"
         return (
             f"services: {', '.join(self.services)}; server metrics {server}; container "
