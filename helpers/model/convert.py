@@ -12,25 +12,46 @@ from pathlib import Path
 
 import onnx
 import onnxruntime as ort
-from skl2onnx import to_onnx
-from skl2onnx.common.data_types import FloatTensorType
+from skl2onnx import convert_sklearn
+from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType
 from sklearn.pipeline import Pipeline
 
 from helpers.model import manifest as manifest_io
 
 INPUT_NAME = "float_input"
+PROBABILITIES_OUTPUT = "probabilities"  # skl2onnx's name for the tensor output (zipmap=False)
+# The graph's input element type: "float" (float32, the seed's) or "double" (float64), the names
+# the manifest's `onnx.input_type` uses, and the input name skl2onnx's examples give each.
+INPUT_TYPES = {"float": FloatTensorType, "double": DoubleTensorType}
+INPUT_NAMES = {"float": INPUT_NAME, "double": "double_input"}
 # The newest opset both skl2onnx 1.20 emits and onnxruntime 1.31 runs.
 TARGET_OPSET = 21
 ML_OPSET = 3
 
 
-def to_onnx_model(model: Pipeline, zipmap: bool) -> onnx.ModelProto:
-    estimator = model.steps[-1][1]
-    return to_onnx(
+def to_onnx_model(
+    model: Pipeline,
+    zipmap: bool,
+    input_type: str = "float",
+    converters: dict | None = None,
+    shape_calculators: dict | None = None,
+) -> onnx.ModelProto:
+    """skl2onnx's graph of the pipeline, input `float_input` float32 [N, n_features] by default.
+
+    `input_type="double"` declares a float64 input instead; `converters` / `shape_calculators`
+    ({estimator class: function}) replace skl2onnx's own for this one conversion only.
+    """
+    if input_type not in INPUT_TYPES:
+        raise ValueError(f"input_type must be one of {sorted(INPUT_TYPES)}, got {input_type!r}")
+    estimator = model.steps[-1][1] if isinstance(model, Pipeline) else model
+    tensor_type = INPUT_TYPES[input_type]
+    return convert_sklearn(
         model,
-        initial_types=[(INPUT_NAME, FloatTensorType([None, model.n_features_in_]))],
+        initial_types=[(INPUT_NAMES[input_type], tensor_type([None, model.n_features_in_]))],
         options={id(estimator): {"zipmap": zipmap}},
         target_opset={"": TARGET_OPSET, "ai.onnx.ml": ML_OPSET},
+        custom_conversion_functions=converters or None,
+        custom_shape_calculators=shape_calculators or None,
     )
 
 
@@ -51,6 +72,8 @@ def convert(model: Pipeline, artifacts_dir: Path) -> dict[str, Path]:
             "serving_file": paths["plain"].name,
             "zipmap_file": paths["zipmap"].name,
             "outputs": {"label": "int64 [N]", "probabilities": "float32 [N, n_classes]"},
+            "probabilities_output": PROBABILITIES_OUTPUT,
+            "input_type": "float",
         },
     )
     return paths

@@ -3,7 +3,8 @@
 This is the floor under every service's latency: one request = one row. The two runtimes
 are called alternately in the same loop (and the order flips every iteration), so a burst
 of noise from a neighbour on a shared machine hits both, not one. Each gets its native
-input, prepared outside the timed call: a float64 row for sklearn, float32 for ONNX.
+input, prepared outside the timed call: a float64 row for sklearn, the graph's input type for
+ONNX (float32 for the seed's model; float64 for a graph with a double input).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import onnxruntime as ort
 import pandas as pd
 from sklearn.pipeline import Pipeline
 
-from helpers.model import convert, train
+from helpers.model import convert, parity, train
 from helpers.model import manifest as manifest_io
 
 SKLEARN, ONNXRUNTIME = "sklearn predict_proba", "onnxruntime run"
@@ -58,7 +59,7 @@ def single_row_latency(
     if iterations < 1 or warmup < 0:
         raise ValueError(f"need iterations ≥ 1 and warmup ≥ 0, got {iterations}, {warmup}")
     row64 = np.asarray(row, dtype=np.float64).reshape(1, -1)
-    feed = {session.get_inputs()[0].name: row64.astype(np.float32)}
+    feed = {session.get_inputs()[0].name: row64.astype(parity.input_dtype(session))}
     calls = {
         SKLEARN: lambda: model.predict_proba(row64),
         ONNXRUNTIME: lambda: session.run(None, feed),

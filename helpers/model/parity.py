@@ -19,6 +19,7 @@ import numpy as np
 import onnxruntime as ort
 import pandas as pd
 from sklearn.datasets import load_iris
+from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 
 from helpers.model import convert, train
@@ -76,27 +77,111 @@ def row_sets(manifest: dict[str, Any], n_random: int = 1000, seed: int | None = 
     return sets
 
 
-def onnx_predict(session: ort.InferenceSession, X: np.ndarray, classes: np.ndarray) -> tuple:
+ONNX_INPUT_DTYPES = {"tensor(float)": np.float32, "tensor(double)": np.float64}
+
+
+def input_dtype(session: ort.InferenceSession) -> type[np.generic]:
+    """float32 or float64: the element type the graph's (single) input declares."""
+    declared = session.get_inputs()[0].type
+    if declared not in ONNX_INPUT_DTYPES:
+        raise ValueError(f"expected a tensor(float) or tensor(double) input, got {declared}")
+    return ONNX_INPUT_DTYPES[declared]
+
+
+def split_thresholds(model: Pipeline) -> list[tuple[int, float]]:
+    """The (feature, threshold) pairs a tree model splits on, in input-feature space.
+
+    Forests keep theirs in each tree's `tree_`, histogram gradient boosting in `_predictors`.
+    Empty for models without trees, and for pipelines that transform the features before
+    the trees other than by imputing (a scaler would move the thresholds away from inputs).
+    """
+    steps = model.steps if isinstance(model, Pipeline) else [("estimator", model)]
+    if not all(isinstance(step, SimpleImputer) for _, step in steps[:-1]):
+        return []
+    estimator = steps[-1][1]
+    pairs: set[tuple[int, float]] = set()
+    trees = [t.tree_ for t in getattr(estimator, "estimators_", []) if hasattr(t, "tree_")]
+    if hasattr(estimator, "tree_"):
+        trees.append(estimator.tree_)
+    for tree in trees:
+        split = tree.feature >= 0
+        pairs |= set(zip(tree.feature[split].tolist(), tree.threshold[split].tolist(), strict=True))
+    for iteration in getattr(estimator, "_predictors", []):
+        for predictor in iteration:
+            nodes = predictor.nodes[~predictor.nodes["is_leaf"].astype(bool)]
+            pairs |= set(
+                zip(nodes["feature_idx"].tolist(), nodes["num_threshold"].tolist(), strict=True)
+            )
+    return sorted(pairs)
+
+
+def threshold_rows(model: Pipeline, base_rows: np.ndarray) -> np.ndarray:
+    """Rows that sit on the model's split thresholds: each base row with one feature set to a
+    threshold t, to t written with two decimals (as a client would send 2.45), and to the
+    float64 numbers just above and below t. Where float32 rounding moves an input or a
+    threshold across the other, a tree takes the other branch; these rows find that.
+    Empty ([0, n_features]) for models without trees."""
+    base_rows = np.asarray(base_rows, dtype=np.float64)
+    rows = []
+    for feature, threshold in split_thresholds(model):
+        for value in (
+            threshold,
+            round(threshold, 2),
+            np.nextafter(threshold, np.inf),
+            np.nextafter(threshold, -np.inf),
+        ):
+            placed = base_rows.copy()
+            placed[:, feature] = value
+            rows.append(placed)
+    return np.vstack(rows) if rows else np.empty((0, base_rows.shape[1]))
+
+
+def onnx_predict(
+    session: ort.InferenceSession,
+    X: np.ndarray,
+    classes: np.ndarray,
+    probabilities_output: str | None = None,
+) -> tuple:
     """Labels and an [N, n_classes] probability array from either ONNX file.
 
     model.onnx returns a plain tensor; model_zipmap.onnx returns a list of {class: p} maps
-    (ZipMap), decoded here in the order of the pickle's `classes_`.
+    (ZipMap), decoded here in the order of the pickle's `classes_`. Rows are cast to the
+    graph's input type (float32 for the seed's files), as the ONNX services do. Without
+    `probabilities_output` the first two outputs are label and probabilities (skl2onnx's).
     """
     input_name = session.get_inputs()[0].name
-    labels, probabilities = session.run(None, {input_name: X.astype(np.float32)})[:2]
+    feed = {input_name: np.asarray(X).astype(input_dtype(session))}
+    if probabilities_output is None:
+        labels, probabilities = session.run(None, feed)[:2]
+    else:
+        names = [o.name for o in session.get_outputs()]
+        labels, probabilities = session.run([names[0], probabilities_output], feed)
     if isinstance(probabilities, list):
         probabilities = np.array([[row[c] for c in classes] for row in probabilities])
     return np.asarray(labels), np.asarray(probabilities, dtype=np.float64)
 
 
-def compare(model: Pipeline, session: ort.InferenceSession, sets: dict, name: str) -> pd.DataFrame:
-    """Label mismatches and max |Δp| per row set for one ONNX session."""
+def compare(
+    model: Pipeline,
+    session: ort.InferenceSession,
+    sets: dict,
+    name: str,
+    reference_dtype: type[np.generic] = np.float32,
+    probabilities_output: str | None = None,
+) -> pd.DataFrame:
+    """Label mismatches and max |Δp| per row set for one ONNX session.
+
+    `reference_dtype=np.float32` (notebook 02): both sides get the same float32 rows, so only
+    the model's arithmetic is compared. `np.float64`: the pickle gets the rows as float64 (what
+    the pickle service feeds it from JSON) and ONNX gets them cast to its input type (what the
+    ONNX services feed it), so the comparison includes what casting to float32 does.
+    """
     rows = []
     for set_name, X in sets.items():
-        X32 = np.asarray(X, dtype=np.float32)
-        expected_labels = model.predict(X32.astype(np.float64))
-        expected_proba = model.predict_proba(X32.astype(np.float64))
-        labels, proba = onnx_predict(session, X32, model.classes_)
+        X_ref = np.asarray(X, dtype=reference_dtype).astype(np.float64)
+        expected_labels = model.predict(X_ref)
+        expected_proba = model.predict_proba(X_ref)
+        labels, proba = onnx_predict(session, X_ref, model.classes_, probabilities_output)
         diff = np.abs(proba - expected_proba) if proba.shape == expected_proba.shape else None
         # NaN compares False with everything: count it as an infinite difference, not a pass.
         worst = np.inf if diff is None else float(np.nan_to_num(diff, nan=np.inf).max())
@@ -104,7 +189,7 @@ def compare(model: Pipeline, session: ort.InferenceSession, sets: dict, name: st
             {
                 "onnx_file": name,
                 "row_set": set_name,
-                "rows": len(X32),
+                "rows": len(X_ref),
                 "label_mismatches": int((labels != expected_labels).sum()),
                 "max_abs_proba_diff": worst,
             }

@@ -48,6 +48,7 @@ NOTEBOOKS: list[str] = [
     "04_load_test",
     "05_analyze",
     "06_capacity_and_cost",
+    "08_beyond_logreg",
     "00_summary",  # last: the answer, from what 05–08 wrote
 ]
 PROFILES = ("seed", "quick", "smoke")
