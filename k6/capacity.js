@@ -1,6 +1,6 @@
 // One step of the capacity search: a constant arrival rate against ONE service.
 //
-// helpers/capacity.py runs this script once per (service, rate, repeat) and decides from the
+// helpers/load/steps.py runs this script once per (service, rate, repeat) and decides from the
 // summary whether the step held the objective (p95 <= 25 ms, errors < 0.1 %, dropped < 1 %).
 // Env: TARGETS (one service), FEATURE_RANGES, RATE (requests/s), DURATION_S, MAX_VUS,
 // TIMEOUT_S, RUN_ID. Bounded by duration, maxVUs, per-request timeout and gracefulStop.
@@ -26,6 +26,9 @@ const RATE = positiveNumber('RATE', 0);
 const DURATION_S = positiveNumber('DURATION_S', 10);
 const MAX_VUS = Math.round(positiveNumber('MAX_VUS', 200));
 const TIMEOUT_S = positiveNumber('TIMEOUT_S', 2);
+// PRE_ALLOCATED_VUS (optional) fixes the VUs from the start, e.g. to match another generator's
+// connections; by default they grow with the rate.
+const PRE_VUS = Math.round(positiveNumber('PRE_ALLOCATED_VUS', Math.max(5, Math.ceil(RATE / 50))));
 
 export const options = {
   scenarios: {
@@ -34,7 +37,7 @@ export const options = {
       rate: Math.round(RATE),
       timeUnit: '1s',
       duration: `${DURATION_S}s`,
-      preAllocatedVUs: Math.min(MAX_VUS, Math.max(5, Math.ceil(RATE / 50))),
+      preAllocatedVUs: Math.min(MAX_VUS, PRE_VUS),
       maxVUs: MAX_VUS,
       gracefulStop: `${TIMEOUT_S}s`,
       tags: { service: SERVICE },

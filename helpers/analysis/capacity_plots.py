@@ -41,18 +41,23 @@ def capacity_steps(
             cpu.axhline(cpu_limit, color="grey", ls=":", lw=1, label=f"CPU quota {cpu_limit:g}")
         cpu.set_ylabel("service CPU [cores]")
         cpu.set_ylim(bottom=0)
-        ax.set_title(f"{result.service}: capacity {result.display} req/s")
+        ax.set_title(f"{result.service}\ncapacity {result.display} req/s", fontsize=10)
         handles = ax.get_legend_handles_labels()[0] + cpu.get_legend_handles_labels()[0]
-        ax.legend(handles=handles, fontsize=7, loc="upper left")
+    figure.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=8, frameon=False)
     figure.suptitle("Capacity search: every step, against the objective and the CPU quota")
-    figure.tight_layout()
+    figure.tight_layout(rect=(0, 0.08, 1, 1))
     save(figure, path)
     return figure
 
 
+SEED_PEAK_RPS = 16000 / 60  # the seed's ramp tops out at 16 000 requests per minute
+
+
 def cpu_curve(curve: pd.DataFrame, path: Path | None = None) -> plt.Figure:
-    """CPU µs per request against the offered rate, one line per service (log-log)."""
+    """CPU µs per request against the offered rate, one line per service (log-log), with the
+    seed's peak rate marked: the seed's whole ramp sits left of that line."""
     figure, ax = plt.subplots(figsize=(8, 4.5))
+    ax.axvline(SEED_PEAK_RPS, color="black", ls=":", lw=1, label="the seed's peak (267 req/s)")
     for service, group in curve.groupby("service", sort=False):
         group = group.sort_values("rate")
         ax.plot(

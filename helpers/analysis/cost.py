@@ -99,8 +99,11 @@ def plan(
 
 
 def money(value: float, upper_bound: bool) -> str:
-    """`$12.34`, or `≤ $12.34` when it rests on a lower bound."""
-    return f"{'≤ ' if upper_bound else ''}${value:,.2f}" if math.isfinite(value) else "n/a"
+    """`$12.34` (`$0.0231` below a dollar), or `≤ $12.34` when it rests on a lower bound."""
+    if not math.isfinite(value):
+        return "n/a"
+    shown = f"${value:,.2f}" if value >= 1 else f"${value:.3g}"
+    return f"≤ {shown}" if upper_bound else shown
 
 
 def plans(results, target_rates: list[float], prices: Prices, headroom: float) -> pd.DataFrame:

@@ -33,8 +33,9 @@ def capacity(results: list[ServiceCapacity]) -> str:
 def generators(crosscheck: pd.DataFrame, tolerance: float = 0.10) -> str:
     """vegeta vs k6 at one rate per service: do they see the same service CPU per request?"""
     said = []
-    for service, group in crosscheck.groupby("service", sort=False):
-        by = group.set_index("generator")
+    medians = crosscheck.groupby(["service", "generator"], sort=False).median(numeric_only=True)
+    for service, by in medians.groupby(level="service", sort=False):
+        by = by.droplevel("service")
         if not {"vegeta", "k6"} <= set(by.index):
             continue
         v, k = (

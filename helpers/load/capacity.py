@@ -249,7 +249,19 @@ def table(results: list[ServiceCapacity]) -> pd.DataFrame:
                 "steps": len(r.steps),
             }
         )
-    return pd.DataFrame(rows).set_index("service")
+    return (
+        pd.DataFrame(rows)
+        .set_index("service")
+        .round(
+            {
+                "p95 at capacity [ms]": 1,
+                "service CPU at capacity [cores]": 2,
+                "service CPU [µs/req]": 0,
+                "generator CPU [µs/req]": 0,
+                "generator CPU [cores]": 2,
+            }
+        )
+    )
 
 
 def _mean(values) -> float:

@@ -103,8 +103,12 @@ def measure(
     out_dir: Path,
     repeat: int = 0,
     generator: str = "vegeta",
+    connections: int | None = None,
 ) -> Step:
-    """Run one step and read what it cost; bounded by the duration plus the generators' margins."""
+    """Run one step and read what it cost; bounded by the duration plus the generators' margins.
+
+    `connections` fixes how many requests are in flight at most (vegeta's workers, k6's VUs),
+    so two generators present the service the same traffic; None lets each grow as needed."""
     if generator not in GENERATORS:
         raise ValueError(f"generator {generator!r} is unknown; expected one of {GENERATORS}")
     step_dir = out_dir / service / f"{generator}-{rate:05d}rps-{repeat}"
@@ -112,7 +116,8 @@ def measure(
     if generator == "vegeta":
         targets = vegeta.targets_file(f"{url}/predict", ranges, step_dir / "targets.json")
         started = time.time()
-        sent = vegeta.attack(targets, rate, duration_s, step_dir)
+        pool = {"workers": connections, "max_workers": connections} if connections else {}
+        sent = vegeta.attack(targets, rate, duration_s, step_dir, **pool)
         ended = started + sent.duration_s
         requests, achieved = sent.requests, sent.rate
         p50, p95, p99 = sent.p50_ms, sent.p95_ms, sent.p99_ms
@@ -127,7 +132,8 @@ def measure(
             ranges,
             RATE=str(rate),
             DURATION_S=f"{duration_s:g}",
-            MAX_VUS=str(max(50, min(1000, rate // 4))),
+            MAX_VUS=str(connections or max(50, min(1000, rate // 4))),
+            PRE_ALLOCATED_VUS=str(connections or ""),
             TIMEOUT_S="2",
         )
         run = k6.run(stack, CAPACITY_SCRIPT, env, step_dir, duration_s, service, progress=False)

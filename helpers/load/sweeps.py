@@ -57,6 +57,7 @@ SIZES = {
     "seed": Size(10.0, 3, 50, 12800, 0.05, 1200, (10, 50), (0.25, 0.5, 0.75, 1.0)),
 }
 CROSSCHECK_MAX_RPS = 800  # k6 needs about a core at this rate here: both generators reach it
+CROSSCHECK_CONNECTIONS = 10  # the same traffic from both: at most 10 requests in flight
 
 
 def size_for(profile: str) -> Size:
@@ -111,12 +112,21 @@ def crosscheck(stack, results: list[capacity.ServiceCapacity], size: Size, out_d
     rows = []
     for result in results:
         rate = min(half_capacity(result), CROSSCHECK_MAX_RPS)
-        for generator in steps.GENERATORS:
-            step = steps.measure(
-                stack, result.service, rate, size.step_s, ranges, out_dir, generator=generator
-            )
-            print(capacity.describe(step), flush=True)
-            rows.append(asdict(step))
+        for repeat in range(size.repeats):
+            for generator in steps.GENERATORS:  # interleaved: drifts of the machine hit both
+                step = steps.measure(
+                    stack,
+                    result.service,
+                    rate,
+                    size.step_s,
+                    ranges,
+                    out_dir,
+                    repeat,
+                    generator=generator,
+                    connections=CROSSCHECK_CONNECTIONS,
+                )
+                print(capacity.describe(step), flush=True)
+                rows.append(asdict(step))
     return pd.DataFrame(rows)
 
 
@@ -255,5 +265,5 @@ def crosscheck_table(frame: pd.DataFrame) -> pd.DataFrame:
         "p95_ms": "p95 seen [ms]",
         "generator_cpu_us_per_request": "generator CPU [µs/req]",
     }
-    shown = frame.set_index(["service", "generator"])[list(columns)].rename(columns=columns)
-    return shown.round(1)
+    medians = frame.groupby(["service", "generator"], sort=False)[list(columns)].median()
+    return medians.rename(columns=columns).round(1)

@@ -83,6 +83,7 @@ def attack(
     out_dir: Path,
     timeout_s: float = 2.0,
     max_workers: int = 512,
+    workers: int = 10,
 ) -> Attack:
     """Send `rate` requests per second for `duration_s`; bounded by the duration, the request
     timeout and the worker pool. Raises RuntimeError if vegeta fails."""
@@ -92,7 +93,8 @@ def attack(
     results = out_dir / "results.bin"
     argv = [str(binary()), "attack", "-format=json", f"-targets={targets}"]
     argv += [f"-rate={rate}/s", f"-duration={duration_s:g}s", f"-timeout={timeout_s:g}s"]
-    argv += [f"-max-workers={max_workers}", "-max-body=0", f"-output={results}"]
+    argv += [f"-workers={workers}", f"-max-workers={max(workers, max_workers)}"]
+    argv += ["-max-body=0", f"-output={results}"]
     generator = process.start("vegeta", argv, out_dir / "vegeta.log")
     cpu_s: float | None = None
     deadline = time.monotonic() + duration_s + timeout_s + START_STOP_MARGIN_S

@@ -27,7 +27,7 @@ def step(rate: int, p95_ms: float, service_cores: float, generator_cores: float 
         generator_cpu_cores=generator_cores,
         generator_cpu_us_per_request=generator_cores * 1e6 / rate,
         service_cpu_cores=service_cores, service_cpu_us_per_request=service_cores * 1e6 / rate,
-        throttled_ratio=0.0, passed=passed, reason=reason,
+        throttled_ratio=0.0, passed=passed, reason=reason, started_at=0.0, ended_at=8.0,
     )  # fmt: skip
 
 
