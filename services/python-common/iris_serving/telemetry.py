@@ -149,9 +149,12 @@ def _tracer_provider(settings: Settings) -> TracerProvider:
     """Spans through a BatchSpanProcessor to the OTLP/HTTP exporter (OTEL_TRACES_EXPORTER=otlp).
 
     The original post exported spans over OTLP/gRPC. This is OTLP/HTTP (protobuf), the same
-    spans and the same batching: `grpcio` alone adds several MiB of resident native code and
-    threads to a process that must fit in 128 MiB, and the HTTP exporter is the one the
-    metrics path already ships. The endpoint comes from the standard
+    spans and the same batching, because of the 128 MiB budget: measured on python-api-onnx
+    (start-up, 200 traced requests, a flush), the gRPC exporter's process had 7.9 MiB more
+    VmRSS than the HTTP exporter's (107.9 vs 100.0 MiB; grpcio's native library, file-backed,
+    anonymous memory about equal) and 10 threads instead of 4 — charged to the service's
+    cgroup for no difference in what is measured. The HTTP exporter is also the one the
+    metrics path already ships (no new dependency). The endpoint comes from the standard
     OTEL_EXPORTER_OTLP_TRACES_ENDPOINT / OTEL_EXPORTER_OTLP_ENDPOINT (default
     http://localhost:4318), the schedule delay from OTEL_BSP_SCHEDULE_DELAY (default 5000 ms;
     the post exported every 3 s).
