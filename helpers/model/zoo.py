@@ -541,28 +541,32 @@ def plot_parity(summary: pd.DataFrame) -> Any:
     """Max |Δp| per model and input type (log scale), the tolerance drawn across; bars of
     graphs that flip labels are red and say how many."""
     import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
 
     converted = summary[summary["converts"]].reset_index()
     fig, ax = plt.subplots(figsize=(10, 4))
     models = list(dict.fromkeys(converted["model"]))
     width = 0.8 / len(INPUT_TYPE_ORDER)
     floor = 1e-17  # exact agreement (0) drawn at the bottom of the log axis
+    colors = dict(zip(INPUT_TYPE_ORDER, ("tab:blue", "tab:green"), strict=True))
     for offset, input_type in enumerate(INPUT_TYPE_ORDER):
         part = converted[converted["input_type"] == input_type].set_index("model")
         xs = [models.index(m) + (offset - 0.5) * width for m in part.index]
         values = part["max_abs_proba_diff"].clip(lower=floor)
-        base = ("tab:blue", "tab:green")[offset]
-        colors = ["tab:red" if n else base for n in part["label_mismatches"]]
-        bars = ax.bar(xs, values, width=width, color=colors, label=f"{input_type} input")
-        labels = [f"{n} flips" if n else "" for n in part["label_mismatches"]]
-        ax.bar_label(bars, labels=labels, fontsize=8)
-    tolerance = f"tolerance {parity.TOLERANCE:g}"
-    ax.axhline(parity.TOLERANCE, color="grey", linestyle="--", label=tolerance)
+        flips = [int(n) for n in part["label_mismatches"]]
+        shade = ["tab:red" if n else colors[input_type] for n in flips]
+        bars = ax.bar(xs, values, width=width, color=shade)
+        ax.bar_label(bars, labels=[f"{n} flips" if n else "" for n in flips], fontsize=8)
+    line = ax.axhline(parity.TOLERANCE, color="grey", linestyle="--")
+    handles = [Patch(color=c, label=f"{t} input") for t, c in colors.items()]
+    handles += [Patch(color="tab:red", label="labels differ")]
+    line.set_label(f"tolerance {parity.TOLERANCE:g}")
+    handles.append(line)
     ax.set_yscale("log")
     ax.set_xticks(range(len(models)), models)
     ax.set_xlabel("model")
     ax.set_ylabel("max |Δp| vs the pickle (probability, log scale)")
     ax.set_title("Parity per model and ONNX input type (red: labels differ)")
-    ax.legend(fontsize=8)
+    ax.legend(handles=handles, fontsize=8)
     fig.tight_layout()
     return fig
