@@ -194,13 +194,14 @@ type prediction struct {
 	Probabilities probabilities `json:"probabilities"`
 }
 
-// probabilities is a JSON object with the manifest's labels in manifest order.
+// probabilities is a JSON object with the manifest's labels in manifest order. Its method has
+// a pointer receiver (no copy per call): marshal a *prediction or a slice of them, never a value.
 type probabilities struct {
 	labels []string
 	values []float32
 }
 
-func (p probabilities) MarshalJSONTo(enc *jsontext.Encoder) error {
+func (p *probabilities) MarshalJSONTo(enc *jsontext.Encoder) error {
 	err := enc.WriteToken(jsontext.BeginObject)
 	for i, label := range p.labels {
 		err = errors.Join(err, enc.WriteToken(jsontext.String(label)), enc.WriteToken(jsontext.Float(float64(p.values[i]))))
@@ -217,7 +218,7 @@ func writePredictions(w http.ResponseWriter, labels []string, predictions []mode
 	if batch {
 		writeJSON(w, http.StatusOK, map[string][]prediction{"predictions": out})
 	} else {
-		writeJSON(w, http.StatusOK, out[0])
+		writeJSON(w, http.StatusOK, &out[0])
 	}
 }
 
