@@ -570,3 +570,20 @@ def plot_parity(summary: pd.DataFrame) -> Any:
     ax.legend(handles=handles, fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def serving_plan(models: Sequence[ZooModel]) -> dict[str, tuple[Path, list[str]]]:
+    """Per model, its artifacts folder and the services whose runtime its files fit: the pickle
+    service always, the two ONNX services when a graph is served."""
+    return {
+        zm.spec.name: (
+            zm.artifacts_dir,
+            ["python-api-pkl", *(["python-api-onnx", "go-api-onnx"] if zm.served else [])],
+        )
+        for zm in models
+    }
+
+
+def heaviest(cost_table: pd.DataFrame) -> str:
+    """The model scikit-learn takes longest to score one row with."""
+    return str(cost_table["sklearn_median_us"].astype(float).idxmax())

@@ -65,11 +65,17 @@ class LocalStack(Stack):
         ports_requested: dict[str, int] | None = None,
         service_env: dict[str, dict[str, str]] | None = None,
         telemetry: str = "pull",
+        services: list[str] | None = None,
     ) -> None:
         collector.check_mode(telemetry)
         self.run_dir = Path(run_dir).resolve()
         self.artifacts_dir = Path(artifacts_dir).resolve()
         self.specs: dict[str, ServiceSpec] = all_services()
+        unknown = sorted(set(services or []) - set(self.specs))
+        if unknown:
+            raise ValueError(f"services names unknown services {unknown}: {list(self.specs)}")
+        if services is not None:  # a subset: e.g. a model only the pickle service can serve
+            self.specs = {name: spec for name, spec in self.specs.items() if name in services}
         unknown = sorted(set(service_env or {}) - set(self.specs))
         if unknown:
             raise ValueError(f"service_env names unknown services {unknown}: {list(self.specs)}")
@@ -360,8 +366,10 @@ def start_local_stack(
     ports: dict[str, int] | None = None,
     service_env: dict[str, dict[str, str]] | None = None,
     telemetry: str = "pull",
+    services: list[str] | None = None,
 ) -> LocalStack:
     """The local backend's starter. `service_env` adds environment variables per service
     (the settings the why notebook varies: ACCESS_LOG, OTEL_TRACES_EXPORTER, …); `telemetry`
-    is "pull" (Prometheus scrapes the services) or "collector" (they push to the collector)."""
-    return LocalStack(run_dir, artifacts_dir, ports, service_env, telemetry).start()
+    is "pull" (Prometheus scrapes the services) or "collector" (they push to the collector);
+    `services` starts only some of the three."""
+    return LocalStack(run_dir, artifacts_dir, ports, service_env, telemetry, services).start()

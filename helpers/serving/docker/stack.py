@@ -74,17 +74,22 @@ class DockerStack(Stack):
         images_mode: str | None = None,
         build: bool = True,
         telemetry: str = "pull",
+        services: list[str] | None = None,
     ) -> None:
         collector.check_mode(telemetry)
         self.telemetry = telemetry
+        unknown = sorted(set(services or []) - set(SERVICE_NAMES))
+        if unknown:
+            raise ValueError(f"services names unknown services {unknown}: {SERVICE_NAMES}")
+        self.service_names = [s for s in SERVICE_NAMES if services is None or s in services]
         self.run_dir = Path(run_dir).resolve()
         self.artifacts_dir = Path(artifacts_dir).resolve()
         manifest = self.artifacts_dir / "manifest.json"
         if not manifest.is_file():
             raise FileNotFoundError(f"{manifest} not found: train the model first (notebook 01)")
-        unknown = sorted(set(service_env or {}) - set(SERVICE_NAMES))
+        unknown = sorted(set(service_env or {}) - set(self.service_names))
         if unknown:
-            raise ValueError(f"service_env names unknown services {unknown}: {SERVICE_NAMES}")
+            raise ValueError(f"service_env names unknown services {unknown}: {self.service_names}")
         self.service_env = {name: dict(env) for name, env in (service_env or {}).items()}
         self.images_mode, self.build = images_mode, build
         self.run_id = run_id_of(self.run_dir)
@@ -92,9 +97,9 @@ class DockerStack(Stack):
         self.logs_dir = self.stack_dir / "logs"
         self.prometheus_config = self.run_dir / "prometheus" / "prometheus.yml"
         self.ports = ports.resolve(
-            named=[*SERVICE_NAMES, "prometheus", "grafana"], requested=ports_requested
+            named=[*self.service_names, "prometheus", "grafana"], requested=ports_requested
         )
-        self.service_urls = {n: f"http://{HOST}:{self.ports[n]}" for n in SERVICE_NAMES}
+        self.service_urls = {n: f"http://{HOST}:{self.ports[n]}" for n in self.service_names}
         self.load_target_urls = dict(self.service_urls)
         self.prometheus_url = f"http://{HOST}:{self.ports['prometheus']}"
         self.remote_write_url = f"{self.prometheus_url}/api/v1/write"
@@ -153,17 +158,19 @@ class DockerStack(Stack):
         )
         self.compose.env |= self.images
         if self.build:
-            log(f"compose build {' '.join(SERVICE_NAMES)} (layer cache kept by the engine)")
-            self.compose.run("build", *SERVICE_NAMES)
-        self.topology = topology.Topology.for_images(self.images, self.service_env, self.telemetry)
+            log(f"compose build {' '.join(self.service_names)} (layer cache kept by the engine)")
+            self.compose.run("build", *self.service_names)
+        self.topology = topology.Topology.for_images(
+            self.images, self.service_env, self.telemetry, tuple(self.service_names)
+        )
         self.prometheus_config.write_text(self.topology.prometheus_config())
         self.compose.files = [*self.topology.compose_files, self._write_run_override()]
         log(self.topology.sentence())
-        self.watcher = ExitWatcher(self.engine.client(), self.exits, SERVICE_NAMES)
+        self.watcher = ExitWatcher(self.engine.client(), self.exits, self.service_names)
         self.compose.up(self.topology.services)
         self.containers = {s: self._container(s) for s in self.topology.services}
         self._read_limits()
-        for name in SERVICE_NAMES:
+        for name in self.service_names:
             response = self._wait(name, f"{self.service_urls[name]}/healthz")
             self.healthz[name] = response.json()
         self._wait("prometheus", f"{self.prometheus_url}/-/ready")
@@ -206,7 +213,7 @@ class DockerStack(Stack):
 
     def _read_limits(self) -> None:
         self.limits = {
-            n: containers.limits_from_inspect(self.containers[n].attrs) for n in SERVICE_NAMES
+            n: containers.limits_from_inspect(self.containers[n].attrs) for n in self.service_names
         }
         self.limits_enforced = all(limit.enforced for limit in self.limits.values())
         log(f"limits read back from inspect: {self.limits}")
@@ -231,7 +238,7 @@ class DockerStack(Stack):
 
     def _start_exporter(self) -> None:
         self.exporter, self.exporter_target = topology.start_host_exporter(
-            self.containers, self.client, self.logs_dir
+            self.containers, self.client, self.logs_dir, self.topology.apis
         )
         # The same file, rewritten in place: the bind mount follows the inode, not the name.
         self.prometheus_config.write_text(self.topology.prometheus_config(self.exporter_target))
@@ -272,7 +279,7 @@ class DockerStack(Stack):
                     "healthz": self.healthz.get(name),
                     "log": str(self.logs_dir / f"{name}.log"),
                 }
-                for name in SERVICE_NAMES
+                for name in self.service_names
             },
             "latency_buckets_s": list(LATENCY_BUCKETS_S),
             "docker": {
@@ -362,9 +369,12 @@ def start_docker_stack(
     images: str | None = None,
     build: bool = True,
     telemetry: str = "pull",
+    services: list[str] | None = None,
 ) -> DockerStack:
     """The docker backend's starter (`start_stack("docker", ...)`). `service_env` adds
     environment variables per service, as in the local backend; `images` overrides
     STUDY_DOCKER_IMAGES (auto|registry|local); `build=False` uses the images already built;
     `telemetry` "pull" (Prometheus scrapes the APIs) or "collector" (the APIs push OTLP to it)."""
-    return DockerStack(run_dir, artifacts_dir, ports, service_env, images, build, telemetry).start()
+    return DockerStack(
+        run_dir, artifacts_dir, ports, service_env, images, build, telemetry, services
+    ).start()

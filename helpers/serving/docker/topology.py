@@ -31,6 +31,7 @@ class Topology:
     optional: tuple[str, ...]  # the optional services that run (their image is there)
     unscraped: tuple[str, ...] = ()  # services told to export no metrics (OTEL_METRICS_EXPORTER)
     metrics_via_collector: bool = True  # telemetry="collector"; "pull": Prometheus scrapes APIs
+    apis: tuple[str, ...] = SERVICE_NAMES  # the APIs that run (all three unless a subset)
 
     @classmethod
     def for_images(
@@ -38,6 +39,7 @@ class Topology:
         images: dict[str, str],
         service_env: dict[str, dict[str, str]] | None = None,
         telemetry: str = "pull",
+        apis: tuple[str, ...] = SERVICE_NAMES,
     ) -> Topology:
         """telemetry "collector" (the post's path) needs the collector's image; "pull" runs
         the collector only when a service sends spans (OTEL_TRACES_EXPORTER=otlp)."""
@@ -52,7 +54,7 @@ class Topology:
         if telemetry == "collector" and "otel-collector" not in optional:
             raise ValueError("telemetry='collector' needs OTEL_COLLECTOR_IMAGE (none could be had)")
         silent = [s for s, env in envs.items() if env.get("OTEL_METRICS_EXPORTER") == "none"]
-        return cls(optional, tuple(silent), telemetry == "collector")
+        return cls(optional, tuple(silent), telemetry == "collector", tuple(apis))
 
     collector = property(lambda self: "otel-collector" in self.optional)
     cadvisor = property(lambda self: "cadvisor" in self.optional)
@@ -60,7 +62,7 @@ class Topology:
 
     @property
     def services(self) -> list[str]:
-        return [*SERVICE_NAMES, "prometheus", *self.optional]
+        return [*self.apis, "prometheus", *self.optional]
 
     @property
     def compose_files(self) -> list[Path]:
@@ -74,7 +76,7 @@ class Topology:
     @property
     def jobs(self) -> list[str]:
         """Prometheus' jobs, every one of which must be up before the stack is ready."""
-        scraped = [name for name in SERVICE_NAMES if name not in self.unscraped]
+        scraped = [name for name in self.apis if name not in self.unscraped]
         server = ["otel-collector"] if self.metrics_via_collector else scraped
         return ["prometheus", *server, "cadvisor" if self.cadvisor else EXPORTER_JOB]
 
@@ -138,13 +140,13 @@ def cgroup_relpath(pid: int, proc: Path = Path("/proc")) -> str:
 
 
 def start_host_exporter(
-    containers: dict[str, Any], client: Any, logs_dir: Path
+    containers: dict[str, Any], client: Any, logs_dir: Path, apis: tuple[str, ...] = SERVICE_NAMES
 ) -> tuple[process.ManagedProcess, str]:
     """`helpers.serving.exporter` on the host for the APIs' containers, listening on the
     project network's gateway (the host side of its bridge: Prometheus' container reaches it,
     nothing beyond this machine does). Returns the process and its host:port, once it answers."""
     argv = [sys.executable, "-m", "helpers.serving.exporter"]
-    for name in SERVICE_NAMES:
+    for name in apis:
         pid = int(containers[name].attrs["State"].get("Pid") or 0)
         try:
             argv += ["--cgroup", f"{name}={cgroup_relpath(pid)}"]
