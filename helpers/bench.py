@@ -10,13 +10,15 @@ is one line in SECTIONS; each gets `--only NAME` for free:
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from helpers import paths
-from helpers.load import capacity
+from helpers.load import capacity, saturation, sweeps
 from helpers.model import artifacts, microbench
 from helpers.serving import footprint
 
@@ -35,6 +37,65 @@ def model_section(args: argparse.Namespace) -> None:
     print(f"  ratio of medians (sklearn / onnxruntime): {result.median_ratio:.1f}×")
 
 
+# The Go service before issue 9 moved its JSON to go-json-experiment/json (the hand-written
+# parser and printer were the last code of this commit's Go module).
+GO_JSON_BASELINE = "fc4906a002dd6f4de8c92baa24bcbf685e505509"
+
+
+def build_go_at(commit: str) -> Path:
+    """The Go service as it was at `commit`, built once into .build/ (needs the git history)."""
+    binary = paths.BUILD_DIR / f"go-api-onnx-{commit[:7]}"
+    if binary.exists():
+        return binary
+    source = paths.BUILD_DIR / f"go-api-onnx-src-{commit[:7]}"
+    source.mkdir(parents=True, exist_ok=True)
+    archive = subprocess.run(
+        ["git", "-C", str(paths.REPO_ROOT), "archive", commit, "go-api-onnx"],
+        capture_output=True,
+        check=False,
+    )
+    if archive.returncode != 0:
+        raise RuntimeError(f"cannot read commit {commit} (a shallow clone?): {archive.stderr!r}")
+    subprocess.run(["tar", "-x", "-C", str(source)], input=archive.stdout, check=True)
+    subprocess.run(
+        ["go", "build", "-trimpath", "-o", str(binary), "./cmd/api"],
+        cwd=source / "go-api-onnx",
+        env={**os.environ, "CGO_ENABLED": "1"},
+        check=True,
+    )
+    return binary
+
+
+def go_json_section(args: argparse.Namespace) -> None:
+    baseline = build_go_at(GO_JSON_BASELINE)
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOST": "127.0.0.1",
+        "ORT_SHARED_LIB_PATH": str(paths.ort_shared_library()),
+        "MODEL_PATH": str(Path(args.artifacts_dir) / "model.onnx"),
+        "MODEL_MANIFEST": str(Path(args.artifacts_dir) / "manifest.json"),
+        "OTEL_METRICS_EXPORTER": "none",
+        "GOMAXPROCS": "1",
+    }
+    builds = {"before": ([str(baseline)], env), "after": ([str(paths.GO_SERVICE_BINARY)], env)}
+    runs = saturation.compare(builds, repeats=args.repeats, duration_s=8.0)
+    print(f"  before = {GO_JSON_BASELINE[:7]} (hand-written JSON), after = this checkout")
+    print(saturation.report(runs, "before", "after"))
+
+
+def telemetry_section(args: argparse.Namespace) -> None:
+    from datetime import UTC, datetime
+
+    run_dir = paths.RESULTS_DIR / f"bench-telemetry-{datetime.now(UTC):%Y%m%d-%H%M%S}"
+    rates = {"python-api-pkl": 150, "python-api-onnx": 300, "go-api-onnx": 300}
+    frame = sweeps.telemetry_paths("local", run_dir, Path(args.artifacts_dir), rates, 8.0, 2)
+    table = frame.groupby(["service", "path"], sort=False).median(numeric_only=True)
+    columns = ["rate", "cpu_us_per_request", "collector_cpu_us_per_request", "p95_ms"]
+    print(table[columns].round(1).to_string())
+    memory = frame["collector_working_set_bytes"].max() / 2**20
+    print(f"  the collector's working set at most {memory:.1f} MiB; steps in {run_dir}")
+
+
 SECTIONS: list[Section] = [
     Section("model", "single-row latency: sklearn predict_proba vs onnxruntime run", model_section),
     Section(
@@ -43,6 +104,16 @@ SECTIONS: list[Section] = [
         capacity.bench_section,
     ),
     Section("services", "idle memory, CPU per 1000 requests (limited)", footprint.section),
+    Section(
+        "go-json",
+        "the Go service's CPU per request at saturation, before/after its JSON library",
+        go_json_section,
+    ),
+    Section(
+        "telemetry",
+        "CPU per request with telemetry off / pulled / pushed through the collector",
+        telemetry_section,
+    ),
 ]
 
 
@@ -58,9 +129,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--iterations", type=int, default=5000, help="single-row calls per runtime (model)"
     )
+    parser.add_argument(
+        "--repeats", type=int, default=5, help="alternating rounds per build (go-json)"
+    )
     args = parser.parse_args(argv)
-    if args.iterations < 1:
-        parser.error(f"--iterations must be at least 1, got {args.iterations}")
+    if args.iterations < 1 or args.repeats < 1:
+        parser.error(
+            f"--iterations and --repeats must be at least 1, got {args.iterations}, {args.repeats}"
+        )
     return args
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 import pandas as pd
 
 from helpers import net
+from helpers.analysis import metrics
 from helpers.load import capacity, loadtest, steps
 from helpers.serving.stack import start_stack
 
@@ -206,8 +207,13 @@ def telemetry_paths(
                 for repeat in range(repeats):
                     step = steps.measure(stack, service, rate, duration_s, ranges, path_dir, repeat)
                     print(f"  [{path}] {capacity.describe(step).strip()}", flush=True)
-                    carried = math.nan
+                    carried, collector_bytes = math.nan, math.nan
                     if telemetry == "collector":
+                        collector_bytes = metrics.query_instant(
+                            stack.prometheus_url,
+                            'container_memory_working_set_bytes{name="otel-collector"}',
+                            step.ended_at,
+                        ).get("", math.nan)
                         cores = steps.counter_rate(
                             stack.prometheus_url,
                             "container_cpu_usage_seconds_total",
@@ -227,6 +233,7 @@ def telemetry_paths(
                             "rate": rate,
                             "cpu_us_per_request": step.service_cpu_us_per_request,
                             "collector_cpu_us_per_request": carried,
+                            "collector_working_set_bytes": collector_bytes,
                             "p95_ms": step.p95_ms,
                         }
                     )

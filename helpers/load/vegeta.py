@@ -85,10 +85,11 @@ def attack(
     max_workers: int = 512,
     workers: int = 10,
 ) -> Attack:
-    """Send `rate` requests per second for `duration_s`; bounded by the duration, the request
-    timeout and the worker pool. Raises RuntimeError if vegeta fails."""
-    if rate < 1 or duration_s <= 0:
-        raise ValueError(f"rate must be ≥ 1 and duration positive, got {rate}, {duration_s}")
+    """Send `rate` requests per second for `duration_s` (rate 0: as fast as `max_workers`
+    requests in flight allow — closed loop, for saturation); bounded by the duration, the
+    request timeout and the worker pool. Raises RuntimeError if vegeta fails."""
+    if rate < 0 or duration_s <= 0:
+        raise ValueError(f"rate must be ≥ 0 and duration positive, got {rate}, {duration_s}")
     out_dir.mkdir(parents=True, exist_ok=True)
     results = out_dir / "results.bin"
     argv = [str(binary()), "attack", "-format=json", f"-targets={targets}"]
