@@ -1,8 +1,9 @@
 """queries → metrics → claims/plots/summary on data made here, in a real Prometheus.
 
 Known series are written as OpenMetrics with timestamps and turned into TSDB blocks by
-`promtool tsdb create-blocks-from openmetrics`; `helpers.analysis.tsdb.reopen` then serves them exactly as it serves a finished run. Expected values follow from the data
-(e.g. a CPU counter growing by 0.25 s per second is 0.25 cores), so every assertion can fail.
+`promtool tsdb create-blocks-from openmetrics`; `helpers.analysis.tsdb.reopen` then serves them
+exactly as it serves a finished run. Expected values follow from the data (e.g. a CPU counter
+growing by 0.25 s per second is 0.25 cores), so every assertion can fail.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""helpers.serving.cgroups and helpers.serving.exporter against real cgroups and real child processes.
+"""helpers.serving.cgroups and .exporter against real cgroups and real child processes.
 
 The point of the exporter is to report what cAdvisor would: these tests make a child do the
 thing (allocate, burn CPU, read a big file, blow the limit) and check that the numbers move

@@ -1,4 +1,4 @@
-"""helpers.model.convert + helpers.model.parity: both ONNX files agree with the pickle; a broken one fails."""
+"""helpers.model.convert + .parity: both ONNX files agree with the pickle; a broken one fails."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The committed Grafana dashboard is exactly what helpers.analysis.dashboard generates from the queries."""
+"""The committed Grafana dashboard is exactly what helpers.analysis.dashboard generates."""
 
 from __future__ import annotations
 
