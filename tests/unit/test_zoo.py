@@ -11,7 +11,7 @@ import pytest
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.linear_model import LogisticRegression
 
-from helpers.model import convert, parity, zoo
+from helpers.model import convert, parity, zoo, zoo_report
 from helpers.model import manifest as manifest_io
 
 CONVERTIBLE = ("random_forest", "hist_gradient_boosting", "svc", "mlp", "knn")
@@ -42,7 +42,7 @@ def test_each_convertible_model_is_served_by_a_graph_that_passes_parity(
     built: dict, name: str
 ) -> None:
     zm = built[name]
-    assert zm.served is not None and zm.served.passed, zoo.parity_summary([zm])
+    assert zm.served is not None and zm.served.passed, zoo_report.parity_summary([zm])
     table = zm.served.parity.set_index("row_set")
     for row_set in ("test set", "all 150 iris rows", "one feature missing", "all four missing"):
         assert table.loc[row_set, "label_mismatches"] == 0
@@ -139,23 +139,25 @@ def test_a_model_that_does_not_convert_is_a_row_with_the_reason(
     zm = zoo.build(spec, tmp_path)
     assert zm.served is None
     assert not (zm.artifacts_dir / "model.onnx").exists()
-    row = zoo.conversion_table([zm, built["svc"]]).loc["no_converter"]
+    row = zoo_report.conversion_table([zm, built["svc"]]).loc["no_converter"]
     assert not row["converts"]
     assert "_NoConverter" in row["why_not"] and "float:" in row["why_not"]
-    summary = zoo.parity_summary([zm])
+    summary = zoo_report.parity_summary([zm])
     assert set(summary.index.get_level_values("input_type")) == set(zoo.INPUT_TYPE_ORDER)
     assert summary["error"].str.contains("_NoConverter").all()
     recorded = manifest_io.load(zm.manifest_path)["onnx"]
     assert (
         recorded["converted"] is False and "_NoConverter" in recorded["attempts"]["float"]["error"]
     )
-    assert "1 does not" in zoo.conversion_finding([zm, built["svc"]])
+    assert "1 does not" in zoo_report.conversion_finding([zm, built["svc"]])
     # the zoo's own non-convertible member is a row too, never an omission
-    assert not zoo.conversion_table([built["label_spreading"]]).loc["label_spreading", "converts"]
+    assert not zoo_report.conversion_table([built["label_spreading"]]).loc[
+        "label_spreading", "converts"
+    ]
 
 
 def test_float32_flips_tree_decisions_and_the_double_graph_fixes_boosting(built: dict) -> None:
-    summary = zoo.parity_summary([built["hist_gradient_boosting"], built["random_forest"]])
+    summary = zoo_report.parity_summary([built["hist_gradient_boosting"], built["random_forest"]])
     hgb_float = summary.loc[("hist_gradient_boosting", "float")]
     hgb_double = summary.loc[("hist_gradient_boosting", "double")]
     assert hgb_float["threshold_rows_mismatches"] > 0 and not hgb_float["passed"]
@@ -164,7 +166,7 @@ def test_float32_flips_tree_decisions_and_the_double_graph_fixes_boosting(built:
     # the forest is the other way round: its trees compare float32 features
     assert summary.loc[("random_forest", "float"), "passed"]
     assert not summary.loc[("random_forest", "double"), "passed"]
-    finding = zoo.float32_finding(list(built.values()))
+    finding = zoo_report.float32_finding(list(built.values()))
     assert "hist_gradient_boosting's float32 graph disagrees" in finding
     assert "random_forest" in finding
 
