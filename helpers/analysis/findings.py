@@ -48,7 +48,8 @@ def generators(crosscheck: pd.DataFrame, tolerance: float = 0.10) -> str:
             f"{service} at {by.loc['vegeta', 'rate']:.0f} req/s: vegeta {v:.0f} µs, k6 {k:.0f} µs "
             f"per request ({gap:.0%} apart: {verdict} within {tolerance:.0%}); the generators "
             f"spent {by.loc['vegeta', 'generator_cpu_us_per_request']:.0f} vs "
-            f"{by.loc['k6', 'generator_cpu_us_per_request']:.0f} µs each"
+            f"{by.loc['k6', 'generator_cpu_us_per_request']:.0f} µs each and saw a p95 of "
+            f"{by.loc['vegeta', 'p95_ms']:.1f} vs {by.loc['k6', 'p95_ms']:.1f} ms"
         )
     return "; ".join(said) + "." if said else "No rate was measured by both generators."
 
@@ -113,3 +114,31 @@ def unstable(figures: dict[str, float]) -> str:
         return f"Every headline figure repeated within ±{SPREAD_LIMIT:.0%}."
     listed = ", ".join(f"{name} (±{s / 2:.0%})" for name, s in wide.items())
     return f"Spread wider than ±{SPREAD_LIMIT:.0%} over repeats — read these with care: {listed}."
+
+
+def client_latency(per_service: pd.DataFrame) -> str:
+    """What k6's client p95 can and cannot say. The client figure adds everything outside the
+    handler — k6's own scheduling on a busy 2-core host, the socket, the event loop — so a gap
+    between two services' client p95 is only a finding when it is larger than what k6 added
+    to either (its client p95 minus the service's own p95 over the same phase)."""
+    rows = per_service[["client_p95_ms", "server_p95_ms"]].dropna()
+    if len(rows) < 2:
+        return "Too few services with both a client and a server p95 to compare."
+    added = (rows["client_p95_ms"] - rows["server_p95_ms"]).clip(lower=0)
+    said = [
+        f"{s} client {r.client_p95_ms:.2f} ms vs server {r.server_p95_ms:.2f} ms "
+        f"(+{added[s]:.2f} outside the handler)"
+        for s, r in rows.iterrows()
+    ]
+    ranked = rows["client_p95_ms"].sort_values()
+    verdicts = []
+    for (a, pa), (b, pb) in itertools.pairwise(ranked.items()):
+        floor = max(added[a], added[b])
+        if pb - pa > floor:
+            verdicts.append(f"{a} is faster than {b} as the client sees it ({pb - pa:.2f} ms)")
+        else:
+            verdicts.append(
+                f"{a} and {b} cannot be told apart from the client ({pb - pa:.2f} ms apart, "
+                f"less than the {floor:.2f} ms k6 adds)"
+            )
+    return "; ".join(said) + ". " + "; ".join(verdicts) + "."
