@@ -78,9 +78,11 @@ def seed_panels(
             first["elapsed_s"], first["value"], color="black", ls=":", lw=1, label="planned"
         )
     if cpu_limit_cores:
-        axes[1, 1].axhline(cpu_limit_cores, color="black", ls="--", lw=1, label="CPU limit")
+        label = f"CPU quota ({cpu_limit_cores:g} cores)"
+        axes[1, 1].axhline(cpu_limit_cores, color="black", ls="--", lw=1, label=label)
     if memory_limit_bytes:
-        axes[1, 0].axhline(memory_limit_bytes / MIB, color="black", ls="--", lw=1, label="limit")
+        label = f"memory limit ({memory_limit_bytes / MIB:.0f} MiB)"
+        axes[1, 0].axhline(memory_limit_bytes / MIB, color="grey", ls="-.", lw=1, label=label)
     for ax in axes.flat:
         ax.set_ylim(bottom=0, top=max(ax.get_ylim()[1], 1e-9))  # after the limit lines
     for ax in axes[1]:
@@ -136,7 +138,7 @@ def summary_table(per_service: pd.DataFrame) -> pd.DataFrame:
     """summary.json's per-service numbers in reading units (ms, MiB, %), for display."""
     table = pd.DataFrame(index=per_service.index)
     table["requests"] = per_service["requests"].astype(int)
-    table["reached [%]"] = (100 * per_service["reached_ratio"]).round(1)
+    table["reached [%]"] = (100 * per_service["reached_ratio"]).round(1)  # k6 sent / planned
     table["errors [%]"] = (100 * per_service["error_rate"]).round(3)
     table["dropped iter."] = per_service["dropped_iterations"].astype(int)
     table["server p95 [ms]"] = per_service["server_p95_ms"].round(2)
@@ -150,3 +152,13 @@ def summary_table(per_service: pd.DataFrame) -> pd.DataFrame:
     if "stopped" in per_service and per_service["stopped"].notna().any():
         table["stopped"] = per_service["stopped"].fillna("")
     return table
+
+
+def claims_table(verdicts: pd.DataFrame):
+    """The claims as a left-aligned table without its index (long sentences read left to right)."""
+    left = [{"selector": "th", "props": [("text-align", "left")]}]
+    return (
+        verdicts.style.hide(axis="index")
+        .set_properties(**{"text-align": "left"})
+        .set_table_styles(left)
+    )
