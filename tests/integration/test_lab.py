@@ -38,5 +38,6 @@ def test_make_lab_serves_the_notebooks(tmp_path) -> None:
     except net.NotReady as error:
         pytest.fail(f"{error}\n{(tmp_path / 'lab.log').read_text()[-2000:]}")
     finally:
-        os.killpg(lab.pid, signal.SIGTERM)
+        if lab.poll() is None:
+            os.killpg(lab.pid, signal.SIGTERM)
         lab.wait(timeout=30)

@@ -94,8 +94,23 @@ def test_safety_demonstrations_recorded(record: dict) -> None:
     assert safety["skops_untrusted"]["marker_after_refusal"] is False
     assert all(v.startswith("refused") for v in safety["onnx_external_data"].values())
     assert [row["format"] for row in safety["formats"]] == ["pickle", "skops", "ONNX"]
-    assert record["serving"]["measured"] is False  # the load room's section, not wired yet
     assert len(record["findings"]) >= 6
+
+
+def test_every_model_was_served_by_the_services_that_can_load_it(record: dict) -> None:
+    """The pickle service serves every model; the ONNX services every converted one — each a
+    measured row, or a row saying why not (never an omission)."""
+    rows = {(r["model"], r["service"]): r for r in record["serving"]}
+    for model in record["models"]:
+        assert (model, "python-api-pkl") in rows, model
+    converted = [r["model"] for r in record["conversion"] if r.get("converts")]
+    for model in set(converted):
+        for service in ("python-api-onnx", "go-api-onnx"):
+            row = rows[(model, service)]
+            assert row.get("problem") or row["cpu_us_per_request"] > 0, row
+    heaviest = record["heaviest"]
+    assert heaviest["model"] in record["models"]
+    assert {"python-api-pkl"} <= set(heaviest["capacity"])
 
 
 def test_report_has_plots_and_no_errors(zoo_run: dict[str, Path]) -> None:
