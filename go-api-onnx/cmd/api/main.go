@@ -2,9 +2,9 @@
 // services/CONTRACT.md exactly like the two Python services.
 //
 // Start-up order: configuration → model sha256 check against the manifest → ORT session →
-// metrics exporter → listen. Any configuration or model problem prints one line on stderr and
-// exits with status 2 before anything is bound. SIGTERM (or Ctrl-C) stops accepting, lets
-// in-flight requests finish, flushes metrics and exits 0.
+// telemetry exporters → listen. Any configuration or model problem prints one line on stderr
+// and exits with status 2 before anything is bound. SIGTERM (or Ctrl-C) stops accepting, lets
+// in-flight requests finish, flushes spans and metrics and exits 0.
 package main
 
 import (
@@ -26,7 +26,13 @@ import (
 	"onnx-serving-study/go-api-onnx/internal/telemetry"
 )
 
-const shutdownGrace = 20 * time.Second
+// After SIGTERM: in-flight requests get shutdownGrace, then the exporters flushGrace (an
+// unreachable collector is retried for a minute otherwise); together below Docker's 10 s stop
+// timeout, as in the Python services.
+const (
+	shutdownGrace = 5 * time.Second
+	flushGrace    = 3 * time.Second
+)
 
 func main() { os.Exit(run()) }
 
@@ -46,10 +52,13 @@ func run() int {
 
 	// GOMAXPROCS is left to the Go runtime on purpose. Since Go 1.25 (and with go ≥ 1.25 in
 	// go.mod) it follows the cgroup CPU limit, rounded up and never below 2: a 0.5 CPU quota
-	// gives GOMAXPROCS=2, not 1. The tuning study measures the effect of GOMAXPROCS=1 by
-	// setting the environment variable, which still overrides the default.
+	// gives GOMAXPROCS=2, not 1. GOMAXPROCS=N overrides it (config checked the value, which
+	// the runtime would silently ignore if invalid); GODEBUG=containermaxprocs=0 gives the
+	// CPUs of the affinity mask, what the post's go.mod (go 1.23.2) meant.
 	logger.Info("starting", "gomaxprocs", runtime.GOMAXPROCS(0), "num_cpu", runtime.NumCPU(),
-		"go", runtime.Version(), "intra_op_threads", cfg.IntraOpThreads, "allow_spinning", cfg.AllowSpinning)
+		"go", runtime.Version(), "intra_op_threads", cfg.IntraOpThreads, "allow_spinning", cfg.AllowSpinning,
+		"predict_stage", cfg.PredictStage, "access_log", cfg.AccessLog,
+		"metrics_exporter", cfg.MetricsExporter, "traces_exporter", cfg.TracesExporter)
 
 	manifest, err := model.LoadManifest(cfg.ManifestPath)
 	if err != nil {
@@ -67,28 +76,33 @@ func run() int {
 		return fail(2, err)
 	}
 	defer classifier.Close()
-	logger.Info("model loaded", "model", cfg.ModelPath, "sha256", classifier.SHA256(), "onnxruntime", ortVersion)
+	runtimeText := fmt.Sprintf("onnxruntime %s (onnxruntime_go; %s)", ortVersion, classifier.Description())
+	logger.Info("model loaded", "model", cfg.ModelPath, "sha256", classifier.SHA256(), "runtime", runtimeText)
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 
 	tel, err := telemetry.Setup(ctx, telemetry.Settings{
-		ServiceName: cfg.ServiceName, Exporter: cfg.MetricsExporter,
+		ServiceName: cfg.ServiceName, Metrics: cfg.MetricsExporter,
+		Traces: cfg.TracesExporter, SpanExportDelay: cfg.SpanExportDelay,
 		PrometheusHost: cfg.PrometheusHost, PrometheusPort: cfg.PrometheusPort,
 	})
 	if err != nil {
 		return fail(1, err)
 	}
 	router := httpapi.NewRouter(classifier, httpapi.Options{
-		Runtime:    fmt.Sprintf("onnxruntime %s (onnxruntime_go)", ortVersion),
-		Middleware: []func(http.Handler) http.Handler{telemetry.RouteLabel},
+		Runtime:    runtimeText,
+		Middleware: tel.Middleware(),
 		Logger:     logger,
+		AccessLog:  cfg.AccessLog,
+		Stage:      cfg.PredictStage,
+		Fixed:      classifier.Warmup(),
 	})
 	server := &http.Server{
-		Handler:           tel.Instrument(router),
+		Handler:           tel.Instrument(router, httpapi.Routes()),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       15 * time.Second,
-		WriteTimeout:      45 * time.Second, // above the handler's 30 s request timeout
+		WriteTimeout:      30 * time.Second, // a response's whole life, queueing under overload included
 		IdleTimeout:       120 * time.Second,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
@@ -120,8 +134,10 @@ func run() int {
 		logger.Error("server shutdown", "error", err)
 		status = 1
 	}
-	if err := tel.Shutdown(shutdownCtx); err != nil {
-		logger.Error("metrics shutdown", "error", err)
+	flushCtx, cancelFlush := context.WithTimeout(context.Background(), flushGrace)
+	defer cancelFlush()
+	if err := tel.Shutdown(flushCtx); err != nil {
+		logger.Error("telemetry shutdown", "error", err)
 		status = 1
 	}
 	logger.Info("stopped", "status", status)

@@ -17,10 +17,15 @@ func TestStartupFailuresExitWithStatus2(t *testing.T) {
 		t.Fatal(err)
 	}
 	cases := map[string]map[string]string{
-		"invalid PORT":     {"PORT": "abc"},
-		"missing manifest": {"MODEL_MANIFEST": filepath.Join(t.TempDir(), "absent.json")},
-		"missing model":    {"MODEL_PATH": filepath.Join(t.TempDir(), "model.onnx")},
-		"tampered model":   {"MODEL_PATH": tampered},
+		"invalid PORT":            {"PORT": "abc"},
+		"invalid PREDICT_STAGE":   {"PREDICT_STAGE": "fast"},
+		"invalid ACCESS_LOG":      {"ACCESS_LOG": "yes"},
+		"invalid traces exporter": {"OTEL_TRACES_EXPORTER": "jaeger"},
+		"invalid span delay":      {"OTEL_BSP_SCHEDULE_DELAY": "3s"},
+		"invalid GOMAXPROCS":      {"GOMAXPROCS": "0"},
+		"missing manifest":        {"MODEL_MANIFEST": filepath.Join(t.TempDir(), "absent.json")},
+		"missing model":           {"MODEL_PATH": filepath.Join(t.TempDir(), "model.onnx")},
+		"tampered model":          {"MODEL_PATH": tampered},
 	}
 	for name, env := range cases {
 		t.Run(name, func(t *testing.T) {

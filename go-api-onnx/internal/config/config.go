@@ -5,15 +5,19 @@ package config
 
 import (
 	"fmt"
+	"net/url"
+	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // ServiceName is the default OTEL_SERVICE_NAME.
 const ServiceName = "go-api-onnx"
 
 // Config is every setting the service reads; nothing else is read from the environment except
-// by the OpenTelemetry exporters themselves (OTEL_EXPORTER_OTLP_*, OTEL_METRIC_EXPORT_INTERVAL).
+// by the OpenTelemetry exporters themselves (OTEL_EXPORTER_OTLP_*, OTEL_METRIC_EXPORT_INTERVAL)
+// and by the Go runtime (GOMAXPROCS, GODEBUG), which Load only checks.
 type Config struct {
 	Host         string // HOST
 	Port         int    // PORT
@@ -35,6 +39,13 @@ type Config struct {
 	AllowSpinning bool
 	// ORT_SHARED_LIB_PATH: the libonnxruntime.so taken from the pinned onnxruntime wheel.
 	OrtSharedLibPath string
+
+	// Measurement and as-published settings (CONTRACT.md, last section); the defaults are
+	// the tuned configuration.
+	PredictStage    string        // PREDICT_STAGE: full | parse | noop
+	AccessLog       bool          // ACCESS_LOG: chi's middleware.Logger, a line per request
+	TracesExporter  string        // OTEL_TRACES_EXPORTER: none | otlp (OTLP/HTTP)
+	SpanExportDelay time.Duration // OTEL_BSP_SCHEDULE_DELAY, milliseconds in the environment
 }
 
 // Addr is the API's listen address.
@@ -53,58 +64,104 @@ func joinHostPort(host string, port int) string {
 // Load reads the configuration through lookup (os.LookupEnv in main, a map in tests). The
 // error names the variable, the value and what was expected, in one line.
 func Load(lookup func(string) (string, bool)) (Config, error) {
-	get := func(name, fallback string) string {
-		if value, ok := lookup(name); ok && strings.TrimSpace(value) != "" {
-			return strings.TrimSpace(value)
+	env := reader{lookup: lookup}
+	cfg := Config{
+		Host:             env.get("HOST", "127.0.0.1"),
+		Port:             env.integer("PORT", "5000", 1, 65535, "a TCP port number"),
+		ModelPath:        env.get("MODEL_PATH", "artifacts/model.onnx"),
+		ManifestPath:     env.get("MODEL_MANIFEST", "artifacts/manifest.json"),
+		ServiceName:      env.get("OTEL_SERVICE_NAME", ServiceName),
+		MetricsExporter:  env.choice("OTEL_METRICS_EXPORTER", "prometheus", "prometheus", "otlp", "console", "none"),
+		PrometheusPort:   env.integer("OTEL_EXPORTER_PROMETHEUS_PORT", "9464", 1, 65535, "a TCP port number"),
+		IntraOpThreads:   env.integer("ORT_INTRA_OP_NUM_THREADS", "1", 0, 1024, "an integer (0 = ORT's default)"),
+		AllowSpinning:    env.flag("ORT_ALLOW_SPINNING"),
+		OrtSharedLibPath: env.get("ORT_SHARED_LIB_PATH", "libonnxruntime.so"), // a bare name: dlopen searches
+		PredictStage:     env.choice("PREDICT_STAGE", "full", "full", "parse", "noop"),
+		AccessLog:        env.flag("ACCESS_LOG"),
+		// autoexport would take an unset variable for otlp; the contract's default is none.
+		TracesExporter: env.choice("OTEL_TRACES_EXPORTER", "none", "none", "otlp"),
+		// Read by the SDK too, but checked here so a typo is exit 2, not a silent default.
+		SpanExportDelay: time.Millisecond * time.Duration(env.integer("OTEL_BSP_SCHEDULE_DELAY", "5000", 1, 3_600_000, "milliseconds")),
+	}
+	cfg.PrometheusHost = env.get("OTEL_EXPORTER_PROMETHEUS_HOST", cfg.Host)
+	env.gomaxprocs()
+	if cfg.MetricsExporter == "otlp" || cfg.TracesExporter == "otlp" {
+		for _, name := range []string{"OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"} {
+			env.httpURL(name)
 		}
-		return fallback
 	}
-	var cfg Config
-	var err error
-	cfg.Host = get("HOST", "127.0.0.1")
-	if cfg.Port, err = parsePort("PORT", get("PORT", "5000")); err != nil {
-		return Config{}, err
-	}
-	cfg.ModelPath = get("MODEL_PATH", "artifacts/model.onnx")
-	cfg.ManifestPath = get("MODEL_MANIFEST", "artifacts/manifest.json")
-	cfg.ServiceName = get("OTEL_SERVICE_NAME", ServiceName)
-
-	cfg.MetricsExporter = strings.ToLower(get("OTEL_METRICS_EXPORTER", "prometheus"))
-	switch cfg.MetricsExporter {
-	case "prometheus", "otlp", "console", "none":
-	default:
-		return Config{}, fmt.Errorf("OTEL_METRICS_EXPORTER=%q is not supported: expected prometheus, otlp, console or none", cfg.MetricsExporter)
-	}
-	cfg.PrometheusHost = get("OTEL_EXPORTER_PROMETHEUS_HOST", cfg.Host)
-	if cfg.PrometheusPort, err = parsePort("OTEL_EXPORTER_PROMETHEUS_PORT", get("OTEL_EXPORTER_PROMETHEUS_PORT", "9464")); err != nil {
-		return Config{}, err
+	if env.err != nil {
+		return Config{}, env.err
 	}
 	if cfg.MetricsExporter == "prometheus" && cfg.PrometheusAddr() == cfg.Addr() {
 		return Config{}, fmt.Errorf("OTEL_EXPORTER_PROMETHEUS_PORT=%d is the API's own address %s: expected a separate port for /metrics", cfg.PrometheusPort, cfg.Addr())
 	}
-
-	threads := get("ORT_INTRA_OP_NUM_THREADS", "1")
-	cfg.IntraOpThreads, err = strconv.Atoi(threads)
-	if err != nil || cfg.IntraOpThreads < 0 || cfg.IntraOpThreads > 1024 {
-		return Config{}, fmt.Errorf("ORT_INTRA_OP_NUM_THREADS=%q is invalid: expected an integer from 0 (ORT default) to 1024", threads)
-	}
-	switch spinning := get("ORT_ALLOW_SPINNING", "0"); spinning {
-	case "0":
-		cfg.AllowSpinning = false
-	case "1":
-		cfg.AllowSpinning = true
-	default:
-		return Config{}, fmt.Errorf("ORT_ALLOW_SPINNING=%q is invalid: expected 0 or 1", spinning)
-	}
-	// A bare file name makes dlopen search the library path (LD_LIBRARY_PATH, ld.so.cache).
-	cfg.OrtSharedLibPath = get("ORT_SHARED_LIB_PATH", "libonnxruntime.so")
 	return cfg, nil
 }
 
-func parsePort(name, value string) (int, error) {
-	port, err := strconv.Atoi(value)
-	if err != nil || port < 1 || port > 65535 {
-		return 0, fmt.Errorf("%s=%q is invalid: expected a TCP port number from 1 to 65535", name, value)
+// reader reads variables, keeping the first invalid one's error.
+type reader struct {
+	lookup func(string) (string, bool)
+	err    error
+}
+
+func (r *reader) fail(format string, args ...any) {
+	if r.err == nil {
+		r.err = fmt.Errorf(format, args...)
 	}
-	return port, nil
+}
+
+// get is the trimmed value, or fallback when the variable is unset or blank.
+func (r *reader) get(name, fallback string) string {
+	if value, ok := r.lookup(name); ok && strings.TrimSpace(value) != "" {
+		return strings.TrimSpace(value)
+	}
+	return fallback
+}
+
+// choice is one of a few words, compared case-insensitively.
+func (r *reader) choice(name, fallback string, choices ...string) string {
+	value := strings.ToLower(r.get(name, fallback))
+	if !slices.Contains(choices, value) {
+		r.fail("%s=%q is not supported: expected one of %s", name, value, strings.Join(choices, ", "))
+	}
+	return value
+}
+
+func (r *reader) integer(name, fallback string, lowest, highest int, what string) int {
+	value := r.get(name, fallback)
+	n, err := strconv.Atoi(value)
+	if err != nil || n < lowest || n > highest {
+		r.fail("%s=%q is invalid: expected %s from %d to %d", name, value, what, lowest, highest)
+	}
+	return n
+}
+
+// flag is a switch spelled 0 or 1, 0 when unset.
+func (r *reader) flag(name string) bool {
+	value := r.get(name, "0")
+	if value != "0" && value != "1" {
+		r.fail("%s=%q is invalid: expected 0 or 1", name, value)
+	}
+	return value == "1"
+}
+
+// httpURL checks an OTLP endpoint, when set: an exporter would otherwise fail every export
+// in the background, silently.
+func (r *reader) httpURL(name string) {
+	if value := r.get(name, ""); value != "" {
+		if u, err := url.Parse(value); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Hostname() == "" {
+			r.fail("%s=%q is not an http(s) URL: expected e.g. http://127.0.0.1:4318", name, value)
+		}
+	}
+}
+
+// gomaxprocs checks GOMAXPROCS the way the Go runtime reads it (a base-10 int32 above 0, not
+// trimmed), because the runtime silently ignores anything else and keeps its default.
+func (r *reader) gomaxprocs() {
+	if value, _ := r.lookup("GOMAXPROCS"); value != "" {
+		if n, err := strconv.ParseInt(value, 10, 32); err != nil || n < 1 {
+			r.fail("GOMAXPROCS=%q is invalid: expected a positive integer (the Go runtime would ignore it)", value)
+		}
+	}
 }

@@ -8,7 +8,6 @@ import (
 	"io"
 	"math"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -51,28 +50,62 @@ func tooLarge() *Error {
 }
 
 // Request is a decoded, valid request: rows × len(features) values in feature (column) order,
-// NaN where a feature is missing (absent or null), which the model's imputer fills in.
+// NaN where a feature is missing (absent or null), which the model's imputer fills in. Values
+// are float64 as parsed (each within the float32 range): a float64 graph gets them unrounded.
 type Request struct {
-	Values []float32
+	Values []float64
 	Rows   int
 }
 
 // A jsontext.Decoder is strict by default (RFC 8259 and I-JSON, RFC 7493): invalid UTF-8, lone
 // surrogate escapes, duplicate member names, NaN/Infinity and trailing data are syntax errors.
-var decoders = sync.Pool{New: func() any { return new(jsontext.Decoder) }}
+// It reads a *bytes.Buffer in place; the buffer and the decoder are reused across requests.
+type decoding struct {
+	body  bytes.Buffer
+	limit io.LimitedReader
+	dec   jsontext.Decoder
+}
+
+var decodings = sync.Pool{New: func() any { return new(decoding) }}
+
+func (d *decoding) release() {
+	d.limit.R = nil
+	if d.body.Cap() <= 2*MaxBodyBytes {
+		d.body.Reset()
+		decodings.Put(d)
+	}
+}
+
+// ReadPredictRequest reads a body (at most MaxBodyBytes+1 bytes, so a larger one is a 413
+// whatever Content-Length said) and decodes it as DecodePredictRequest does.
+func ReadPredictRequest(body io.Reader, batch bool, features []string) (Request, *Error) {
+	d := decodings.Get().(*decoding)
+	defer d.release()
+	d.limit = io.LimitedReader{R: body, N: MaxBodyBytes + 1}
+	if _, err := d.body.ReadFrom(&d.limit); err != nil && d.body.Len() <= MaxBodyBytes {
+		return Request{}, invalidJSON(fmt.Errorf("the body could not be read completely (%v)", err))
+	}
+	return d.decode(batch, features)
+}
 
 // DecodePredictRequest applies the contract's checks 4–10 to a POST /predict (batch=false) or
 // POST /predict/batch body: size (413), I-JSON syntax and depth (400), then shape, unknown keys,
 // types, float32 range and batch limits (422). features are the manifest's feature_names in
 // column order.
 func DecodePredictRequest(body []byte, batch bool, features []string) (Request, *Error) {
-	if len(body) > MaxBodyBytes {
+	d := decodings.Get().(*decoding)
+	defer d.release()
+	d.body.Write(body)
+	return d.decode(batch, features)
+}
+
+func (d *decoding) decode(batch bool, features []string) (Request, *Error) {
+	if d.body.Len() > MaxBodyBytes {
 		return Request{}, tooLarge()
 	}
-	dec := decoders.Get().(*jsontext.Decoder)
-	defer decoders.Put(dec)
-	dec.Reset(bytes.NewBuffer(body))
-	w := walker{dec: dec, features: features, rows: 1}
+	dec := &d.dec
+	dec.Reset(&d.body)
+	w := walker{dec: dec, features: features, rows: 1, values: make([]float64, 0, len(features))}
 	var invalid *Error
 	switch kind := dec.PeekKind(); {
 	case kind != '{':
@@ -104,7 +137,7 @@ type walker struct {
 	dec      *jsontext.Decoder
 	features []string
 	syntax   error
-	values   []float32
+	values   []float64
 	rows     int
 }
 
@@ -126,8 +159,8 @@ func (w *walker) next(end jsontext.Kind) bool { return w.syntax == nil && w.dec.
 func (w *walker) batch() *Error {
 	present := false
 	for w.read(); w.next('}'); {
-		if name := w.read().String(); name != instancesField {
-			return validation(name, "unknown field %q: a batch body has only %q", name, instancesField)
+		if name := w.readName(); string(name) != instancesField {
+			return validation(string(name), "unknown field %q: a batch body has only %q", name, instancesField)
 		}
 		present = true
 		if kind := w.dec.PeekKind(); kind != '[' {
@@ -155,27 +188,55 @@ func (w *walker) batch() *Error {
 func (w *walker) instance(item int) *Error {
 	row := len(w.values)
 	for range w.features {
-		w.values = append(w.values, float32(math.NaN()))
+		w.values = append(w.values, math.NaN())
 	}
 	for w.read(); w.next('}'); {
-		name := w.read().String()
-		col, kind := slices.Index(w.features, name), w.dec.PeekKind()
+		name := w.readName()
+		col, kind := w.column(name), w.dec.PeekKind()
 		switch {
 		case col < 0:
-			return validation(itemPath(item, name), "unknown field %q: expected only %s (absent or null = missing)", itemPath(item, name), strings.Join(w.features, ", "))
+			return validation(itemPath(item, string(name)), "unknown field %q: expected only %s (absent or null = missing)", itemPath(item, string(name)), strings.Join(w.features, ", "))
 		case kind != 'n' && kind != '0':
-			return validation(itemPath(item, name), "%s must be a number or null, got %s", itemPath(item, name), kindNames[kind])
+			return validation(itemPath(item, string(name)), "%s must be a number or null, got %s", itemPath(item, string(name)), kindNames[kind])
 		}
 		if tok := w.read(); kind == '0' && w.syntax == nil {
 			f, _ := tok.Float() // ±Inf beyond float64 (1e400); 1e-400 underflows to 0
 			if !(math.Abs(f) <= math.MaxFloat32) {
-				return validation(itemPath(item, name), "%s is %s, outside the finite float32 range (magnitude at most 3.4028234663852886e38)", itemPath(item, name), tok.String())
+				return validation(itemPath(item, string(name)), "%s is %s, outside the finite float32 range (magnitude at most 3.4028234663852886e38)", itemPath(item, string(name)), tok.String())
 			}
-			w.values[row+col] = float32(f)
+			w.values[row+col] = f
 		}
 	}
 	w.read()
 	return nil
+}
+
+// readName reads an object member's name, unquoted; it aliases the body unless the name has
+// escapes (no allocation for the common case, unlike Token.String).
+func (w *walker) readName() []byte {
+	if w.syntax != nil {
+		return nil
+	}
+	raw, err := w.dec.ReadValue() // validated: UTF-8, escapes, duplicates
+	if err != nil {
+		w.syntax = err
+		return nil
+	}
+	if bytes.IndexByte(raw, '\\') < 0 {
+		return raw[1 : len(raw)-1]
+	}
+	name, _ := jsontext.AppendUnquote(nil, raw)
+	return name
+}
+
+// column is the feature's index, -1 for an unknown name.
+func (w *walker) column(name []byte) int {
+	for i, feature := range w.features {
+		if feature == string(name) {
+			return i
+		}
+	}
+	return -1
 }
 
 // itemPath is the contract's field path: name on /predict, instances[i].name in a batch.

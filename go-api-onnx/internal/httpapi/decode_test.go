@@ -114,7 +114,7 @@ func TestDecodeSingleValues(t *testing.T) {
 		t.Fatalf("got %+v", req)
 	}
 	// column order is the manifest's, not the body's; null and absent are NaN
-	if req.Values[0] != float32(5.1) || !math.IsNaN(float64(req.Values[1])) || !math.IsNaN(float64(req.Values[2])) || req.Values[3] != float32(0.2) {
+	if req.Values[0] != 5.1 || !math.IsNaN(req.Values[1]) || !math.IsNaN(req.Values[2]) || req.Values[3] != 0.2 {
 		t.Errorf("values = %v", req.Values)
 	}
 }
@@ -152,7 +152,7 @@ func TestDecodeBatch(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) { tc.check(t) })
 	}
 	req := decodeCase{batch: true, body: `{"instances": [{"sepal_length": 1}, {}, {"petal_width": 4}]}`}.check(t)
-	if req.Rows != 3 || len(req.Values) != 12 || req.Values[0] != 1 || req.Values[11] != 4 || !math.IsNaN(float64(req.Values[4])) {
+	if req.Rows != 3 || len(req.Values) != 12 || req.Values[0] != 1 || req.Values[11] != 4 || !math.IsNaN(req.Values[4]) {
 		t.Errorf("batch values in order: %+v", req)
 	}
 }

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"io"
@@ -10,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/go-json-experiment/json/jsontext"
 
 	"onnx-serving-study/go-api-onnx/internal/model"
 	"onnx-serving-study/go-api-onnx/internal/testenv"
@@ -22,7 +25,7 @@ var (
 )
 
 // realRouter serves the real model.onnx through a real ORT session.
-func realRouter(t *testing.T) (http.Handler, *model.Classifier) {
+func realRouter(t testing.TB) (http.Handler, *model.Classifier) {
 	t.Helper()
 	a := testenv.FindArtifacts(t)
 	lib := testenv.OrtLibrary(t)
@@ -252,7 +255,7 @@ func TestHealthz(t *testing.T) {
 // A failing or panicking model is the only way to a 500, and it still gets the contract body.
 type brokenPredictor struct{ panics bool }
 
-func (b brokenPredictor) Predict([]float32, int) ([]model.Prediction, error) {
+func (b brokenPredictor) Predict([]float64, int) ([]model.Prediction, error) {
 	if b.panics {
 		panic("boom")
 	}
@@ -267,6 +270,116 @@ func TestInternalErrorsUseTheContractBody(t *testing.T) {
 		w := do(NewRouter(brokenPredictor{panics}, Options{}), "POST", "/predict", "application/json", `{}`)
 		if w.Code != 500 || !strings.HasPrefix(w.Body.String(), `{"error":{"code":"internal","message":"`) {
 			t.Errorf("panics=%v: got %d %s", panics, w.Code, w.Body)
+		}
+	}
+}
+
+// PREDICT_STAGE: noop and parse answer the start-up warm-up prediction whatever the body;
+// parse still answers every malformed request exactly as full does; /healthz says the stage.
+func TestMeasurementStages(t *testing.T) {
+	_, c := realRouter(t)
+	const js = "application/json"
+	fixed := do(NewRouter(c, Options{}), "POST", "/predict", js, `{}`).Body.String() // all missing = the warm-up
+	for _, stage := range []string{"noop", "parse"} {
+		for _, accessLog := range []bool{false, true} {
+			h := NewRouter(c, Options{Stage: stage, Fixed: c.Warmup(), AccessLog: accessLog, Runtime: "rt"})
+			health := do(h, "GET", "/healthz", "", "").Body.String()
+			if want := `{"status":"ok","model_sha256":"` + c.SHA256() + `","runtime":"rt","predict_stage":"` + stage + `"}`; health != want {
+				t.Errorf("%s: /healthz %s, want %s", stage, health, want)
+			}
+			for _, body := range []string{`{"sepal_length": 6.7, "sepal_width": 3.0, "petal_length": 5.2, "petal_width": 2.3}`, `{}`} {
+				if w := do(h, "POST", "/predict", js, body); w.Code != 200 || w.Body.String() != fixed {
+					t.Errorf("%s: %s answered %d %s, want the fixed %s", stage, body, w.Code, w.Body, fixed)
+				}
+			}
+			copies := map[string]int{"noop": 1, "parse": 3}[stage]
+			want := `{"predictions":[` + strings.TrimSuffix(strings.Repeat(fixed+",", copies), ",") + `]}`
+			if w := do(h, "POST", "/predict/batch", js, `{"instances": [{}, {"petal_width": 1}, {}]}`); w.Code != 200 || w.Body.String() != want {
+				t.Errorf("%s: batch answered %d %s, want %s", stage, w.Code, w.Body, want)
+			}
+		}
+	}
+
+	noop := NewRouter(c, Options{Stage: "noop", Fixed: c.Warmup()})
+	if w := do(noop, "POST", "/predict", js, "not json"); w.Code != 200 || w.Body.String() != fixed {
+		t.Errorf("noop looked at the body: %d %s", w.Code, w.Body)
+	}
+	parse, full := NewRouter(c, Options{Stage: "parse", Fixed: c.Warmup()}), NewRouter(c, Options{})
+	for _, tc := range []struct{ path, contentType, body string }{
+		{"/predict", js, `{`},
+		{"/predict", js, `{"sepal_length": NaN}`},
+		{"/predict", js, `[]`},
+		{"/predict", js, `{"sepal_lenght": 5.1}`},
+		{"/predict", js, `{"sepal_length": "5.1"}`},
+		{"/predict", js, `{"petal_width": 1e39}`},
+		{"/predict", "text/plain", `{}`},
+		{"/predict", js, `{}` + strings.Repeat(" ", MaxBodyBytes)},
+		{"/predict/batch", js, `{"instances": []}`},
+		{"/predict/batch", js, `{"instances": [{}, {"x": 1}]}`},
+		{"/predict/batch", js, `{"instances": [{}], "extra": 1}`},
+	} {
+		p, f := do(parse, "POST", tc.path, tc.contentType, tc.body), do(full, "POST", tc.path, tc.contentType, tc.body)
+		if p.Code != f.Code || p.Code < 400 || p.Body.String() != f.Body.String() {
+			t.Errorf("%s %.40q: parse %d %s, full %d %s", tc.path, tc.body, p.Code, p.Body, f.Code, f.Body)
+		}
+	}
+}
+
+// The renderer writes the JSON document the library's encoder writes for the contract's shape:
+// the same tokens in the same order (key order included), numbers equal as numbers (only their
+// text may differ: 1.234e-05 for 0.00001234).
+func TestRendererWritesWhatTheEncoderWrites(t *testing.T) {
+	labels := []string{"iris-setosa", `quote " and \ backslash`, "ünïcode <&>"}
+	encoded := func(p model.Prediction) []byte {
+		var b bytes.Buffer
+		enc := jsontext.NewEncoder(&b)
+		enc.WriteToken(jsontext.BeginObject)
+		enc.WriteToken(jsontext.String("label"))
+		enc.WriteToken(jsontext.String(labels[p.ClassID]))
+		enc.WriteToken(jsontext.String("class_id"))
+		enc.WriteToken(jsontext.Int(int64(p.ClassID)))
+		enc.WriteToken(jsontext.String("probabilities"))
+		enc.WriteToken(jsontext.BeginObject)
+		for i, label := range labels {
+			enc.WriteToken(jsontext.String(label))
+			enc.WriteToken(jsontext.Float(p.Probabilities[i]))
+		}
+		enc.WriteToken(jsontext.EndObject)
+		enc.WriteToken(jsontext.EndObject)
+		return b.Bytes()
+	}
+	tokens := func(doc []byte) (out []jsontext.Token) {
+		dec := jsontext.NewDecoder(bytes.NewReader(doc))
+		for {
+			tok, err := dec.ReadToken()
+			if err != nil {
+				return out
+			}
+			out = append(out, tok.Clone())
+		}
+	}
+	r := newRenderer(labels)
+	for _, p := range []model.Prediction{
+		{ClassID: 0, Probabilities: []float64{0.97, 0.03, 0}},
+		{ClassID: 2, Probabilities: []float64{1e-7, 0.00001234, 0.9999876}},
+		{ClassID: 1, Probabilities: []float64{float64(float32(0.1)), 1, 2.4611113147443575e-10}},
+	} {
+		got, want := r.appendPrediction(nil, p), encoded(p)
+		if !jsontext.Value(got).IsValid() {
+			t.Fatalf("not valid JSON: %s", got)
+		}
+		gotTokens, wantTokens := tokens(got), tokens(want)
+		same := len(gotTokens) == len(wantTokens)
+		for i := 0; same && i < len(gotTokens); i++ {
+			g, w := gotTokens[i], wantTokens[i]
+			if same = g.Kind() == w.Kind() && g.Kind() != '0' && g.String() == w.String(); g.Kind() == '0' && w.Kind() == '0' {
+				gf, _ := g.Float()
+				wf, _ := w.Float()
+				same = gf == wf
+			}
+		}
+		if !same {
+			t.Errorf("rendered %s\n encoder %s", got, want)
 		}
 	}
 }

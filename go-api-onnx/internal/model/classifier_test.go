@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -36,16 +37,16 @@ func load(t *testing.T, path string, m *Manifest) *Classifier {
 	return c
 }
 
-var nan = float32(math.NaN())
+var nan = math.NaN()
 
 // randomRows draws features within (a margin around) iris' ranges, a quarter of them missing.
-func randomRows(rng *rand.Rand, rows int) []float32 {
-	values := make([]float32, rows*4)
+func randomRows(rng *rand.Rand, rows int) []float64 {
+	values := make([]float64, rows*4)
 	for i := range values {
 		if rng.IntN(4) == 0 {
 			values[i] = nan
 		} else {
-			values[i] = float32(rng.Float64() * 9)
+			values[i] = rng.Float64() * 9
 		}
 	}
 	return values
@@ -56,12 +57,12 @@ func TestPredictCanonicalFlowers(t *testing.T) {
 	c := load(t, a.Model, m)
 	cases := []struct {
 		name     string
-		features []float32
+		features []float64
 		classID  int
 	}{
-		{"setosa", []float32{5.1, 3.5, 1.4, 0.2}, 0},
-		{"versicolor", []float32{6.0, 2.9, 4.5, 1.5}, 1},
-		{"virginica", []float32{6.7, 3.0, 5.2, 2.3}, 2},
+		{"setosa", []float64{5.1, 3.5, 1.4, 0.2}, 0},
+		{"versicolor", []float64{6.0, 2.9, 4.5, 1.5}, 1},
+		{"virginica", []float64{6.7, 3.0, 5.2, 2.3}, 2},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -74,7 +75,7 @@ func TestPredictCanonicalFlowers(t *testing.T) {
 			}
 			var sum float64
 			for _, p := range got[0].Probabilities {
-				sum += float64(p)
+				sum += p
 			}
 			if len(got[0].Probabilities) != len(m.ClassLabels) || math.Abs(sum-1) > 1e-5 {
 				t.Errorf("probabilities %v: want %d values summing to 1", got[0].Probabilities, len(m.ClassLabels))
@@ -89,8 +90,11 @@ func TestZipMapOutputMatchesProbabilityTensor(t *testing.T) {
 	a, m := setup(t)
 	tensorModel := load(t, a.Model, m)
 	zipMapModel := load(t, a.ZipMap, m)
-	if zipMapModel.output != zipMapSequence || tensorModel.output != probabilityTensor {
-		t.Fatalf("output kinds: zipmap model %v, tensor model %v", zipMapModel.output, tensorModel.output)
+	if zipMapModel.zipMap < 0 || len(zipMapModel.outputs) != 2 || tensorModel.zipMap >= 0 || len(tensorModel.outputs) != 1 {
+		t.Fatalf("outputs: zipmap model %v (zipmap at %d), tensor model %v", zipMapModel.outputs, zipMapModel.zipMap, tensorModel.outputs)
+	}
+	if !strings.Contains(zipMapModel.Description(), "zipmap") {
+		t.Errorf("description %q does not say zipmap", zipMapModel.Description())
 	}
 	rows := randomRows(rand.New(rand.NewPCG(1, 2)), 200)
 	want, err := tensorModel.Predict(rows, 200)
@@ -106,7 +110,7 @@ func TestZipMapOutputMatchesProbabilityTensor(t *testing.T) {
 			t.Errorf("row %d: zipmap class %d, tensor class %d", i, got[i].ClassID, want[i].ClassID)
 		}
 		for k := range want[i].Probabilities {
-			if d := math.Abs(float64(got[i].Probabilities[k] - want[i].Probabilities[k])); d > 1e-6 {
+			if d := math.Abs(got[i].Probabilities[k] - want[i].Probabilities[k]); d > 1e-6 {
 				t.Errorf("row %d class %d: zipmap %v, tensor %v", i, k, got[i].Probabilities[k], want[i].Probabilities[k])
 			}
 		}
@@ -136,7 +140,7 @@ func TestBatchEqualsSingleRowsAndConcurrentUse(t *testing.T) {
 					return
 				}
 				for k, p := range single[0].Probabilities {
-					if p != batch[i].Probabilities[k] && math.Abs(float64(p-batch[i].Probabilities[k])) > 1e-6 {
+					if p != batch[i].Probabilities[k] && math.Abs(p-batch[i].Probabilities[k]) > 1e-6 {
 						errs <- "row mismatch between batch and single prediction"
 						return
 					}
@@ -155,9 +159,9 @@ func TestPredictRejectsWrongSizes(t *testing.T) {
 	a, m := setup(t)
 	c := load(t, a.Model, m)
 	for _, tc := range []struct {
-		values []float32
+		values []float64
 		rows   int
-	}{{nil, 0}, {[]float32{1, 2, 3}, 1}, {[]float32{1, 2, 3, 4}, 2}} {
+	}{{nil, 0}, {[]float64{1, 2, 3}, 1}, {[]float64{1, 2, 3, 4}, 2}} {
 		if _, err := c.Predict(tc.values, tc.rows); err == nil {
 			t.Errorf("Predict(%v, %d): expected an error", tc.values, tc.rows)
 		}
@@ -205,7 +209,14 @@ func TestLoadRefusesWhatTheManifestDoesNotVouchFor(t *testing.T) {
 		}, "does not match manifest"},
 		{"features disagree with model", original, func(d map[string]any) {
 			d["feature_names"] = []string{"a", "b", "c"}
-		}, "expected one float32 input [N, 3]"},
+		}, "expected one float32 or float64 input [N, 3]"},
+		{"probabilities output named elsewhere", original, func(d map[string]any) {
+			d["onnx"].(map[string]any)["probabilities_output"] = "class_probabilities"
+		}, `tensor named "class_probabilities"`},
+		{"input type disagrees with the manifest", original, func(d map[string]any) {
+			d["onnx"].(map[string]any)["input_type"] = "double"
+			d["onnx"].(map[string]any)["serving_file"] = "model.onnx"
+		}, `onnx.input_type="double" but the input is`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -241,5 +252,62 @@ func TestLoadManifestErrors(t *testing.T) {
 	os.WriteFile(bad, []byte(`{"feature_names": ["a", "a"], "class_labels": ["x"]}`), 0o644)
 	if _, err := LoadManifest(bad); err == nil || !strings.Contains(err.Error(), "twice") {
 		t.Errorf("duplicate feature: %v", err)
+	}
+}
+
+// Every zoo model the notebooks built is served: float32 or float64 input as the manifest
+// says, the probability output by its name; the single-row binding and the batch path agree.
+func TestZooModelsLoadAndAgreeBetweenSingleAndBatch(t *testing.T) {
+	setup(t)
+	for name, a := range testenv.Zoo(t) {
+		t.Run(name, func(t *testing.T) {
+			m, err := LoadManifest(a.Manifest)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := load(t, a.Model, m)
+			wantInput := map[string]string{"": "float32", "float": "float32", "double": "float64"}[m.ONNX.InputType]
+			if !strings.Contains(c.Description(), "input "+wantInput) {
+				t.Errorf("description %q, manifest input_type %q", c.Description(), m.ONNX.InputType)
+			}
+			const n = 50
+			rows := randomRows(rand.New(rand.NewPCG(5, 6)), n)
+			batch, err := c.Predict(rows, n)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range n {
+				single, err := c.Predict(rows[i*4:(i+1)*4], 1)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var sum float64
+				for k, p := range single[0].Probabilities {
+					sum += p
+					if math.Abs(p-batch[i].Probabilities[k]) > 1e-6 {
+						t.Fatalf("row %d class %d: single %v, batch %v", i, k, p, batch[i].Probabilities[k])
+					}
+				}
+				if math.Abs(sum-1) > 1e-5 {
+					t.Errorf("row %d: probabilities %v sum to %v", i, single[0].Probabilities, sum)
+				}
+			}
+		})
+	}
+}
+
+// A single-row binding is reused: a second prediction must not see the first one's input or
+// output (the tensors are written in place).
+func TestReusedBindingsDoNotLeakBetweenPredictions(t *testing.T) {
+	a, m := setup(t)
+	c := load(t, a.Model, m)
+	setosa, _ := c.Predict([]float64{5.1, 3.5, 1.4, 0.2}, 1)
+	virginica, _ := c.Predict([]float64{6.7, 3.0, 5.2, 2.3}, 1)
+	again, _ := c.Predict([]float64{5.1, 3.5, 1.4, 0.2}, 1)
+	if setosa[0].ClassID != 0 || virginica[0].ClassID != 2 || !slices.Equal(again[0].Probabilities, setosa[0].Probabilities) {
+		t.Errorf("setosa %v, virginica %v, setosa again %v", setosa, virginica, again)
+	}
+	if &setosa[0].Probabilities[0] == &again[0].Probabilities[0] {
+		t.Error("predictions share the binding's output memory")
 	}
 }

@@ -20,6 +20,11 @@ type Manifest struct {
 	Artifacts    map[string]Artifact `json:"artifacts"`
 	ONNX         struct {
 		InputName string `json:"input_name"`
+		// InputType ("float" | "double") and ServingFile: the zoo records which input type
+		// the served graph takes, for the file named ServingFile.
+		InputType           string `json:"input_type"`
+		ServingFile         string `json:"serving_file"`
+		ProbabilitiesOutput string `json:"probabilities_output"` // default "probabilities"
 	} `json:"onnx"`
 
 	path string

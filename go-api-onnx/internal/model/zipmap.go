@@ -13,8 +13,9 @@ import (
 //
 // onnxruntime_go exposes the sequence as *ort.Sequence whose elements are *ort.Map, and each
 // map as two tensors (keys, values) of equal length. All of them are owned by the Sequence:
-// the caller destroys only the Sequence.
-func probabilitiesFromZipMap(value ort.Value, rows, classes int) ([]float32, error) {
+// the caller destroys only the Sequence. String keys (a ZipMap over string class labels)
+// cannot be read: onnxruntime_go has no string tensors; such a graph fails its warm-up.
+func probabilitiesFromZipMap(value ort.Value, rows, classes int) ([]float64, error) {
 	sequence, ok := value.(*ort.Sequence)
 	if !ok {
 		return nil, fmt.Errorf("ZipMap output: expected a Sequence, got %s", value.GetONNXType())
@@ -26,7 +27,7 @@ func probabilitiesFromZipMap(value ort.Value, rows, classes int) ([]float32, err
 	if len(items) != rows {
 		return nil, fmt.Errorf("ZipMap output: expected %d maps (one per row), got %d", rows, len(items))
 	}
-	out := make([]float32, rows*classes)
+	out := make([]float64, rows*classes)
 	for row, item := range items {
 		m, ok := item.(*ort.Map)
 		if !ok {
@@ -40,11 +41,11 @@ func probabilitiesFromZipMap(value ort.Value, rows, classes int) ([]float32, err
 		if !ok {
 			return nil, fmt.Errorf("ZipMap output row %d: expected int64 keys (class ids), got %T", row, keysValue)
 		}
-		values, ok := valuesValue.(*ort.Tensor[float32])
-		if !ok {
-			return nil, fmt.Errorf("ZipMap output row %d: expected float32 values, got %T", row, valuesValue)
+		k := keys.GetData()
+		v, isFloat := appendFloats(nil, valuesValue)
+		if !isFloat {
+			return nil, fmt.Errorf("ZipMap output row %d: expected float32 or float64 values, got %T", row, valuesValue)
 		}
-		k, v := keys.GetData(), values.GetData()
 		if len(k) != classes || len(v) != classes {
 			return nil, fmt.Errorf("ZipMap output row %d: expected %d classes, got %d keys and %d values", row, classes, len(k), len(v))
 		}

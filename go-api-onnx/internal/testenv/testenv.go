@@ -41,6 +41,23 @@ func FindArtifacts(t testing.TB) Artifacts {
 	return a
 }
 
+// Zoo is every model folder of the zoo (notebook 08: ../artifacts/zoo/<name>/ or ZOO_DIR) that
+// has an ONNX file, by name; it skips the test when there is none.
+func Zoo(t testing.TB) map[string]Artifacts {
+	t.Helper()
+	dir := envOr("ZOO_DIR", filepath.Join(moduleRoot(), "..", "artifacts", "zoo"))
+	found, _ := filepath.Glob(filepath.Join(dir, "*", "model.onnx"))
+	if len(found) == 0 {
+		t.Skipf("no zoo model under %s (run notebook 08 or `make study` to build them)", dir)
+	}
+	zoo := map[string]Artifacts{}
+	for _, model := range found {
+		folder := filepath.Dir(model)
+		zoo[filepath.Base(folder)] = Artifacts{Model: model, Manifest: filepath.Join(folder, "manifest.json")}
+	}
+	return zoo
+}
+
 // OrtLibrary is ORT_SHARED_LIB_PATH, or the library inside the repo's onnxruntime wheel
 // (what `python -m helpers.paths ort-lib` prints). A missing library fails the test: the
 // artifacts exist, so the runtime is expected too.
