@@ -7,9 +7,7 @@ limits, contract row 11, which legitimately differ per model) as one batch plus 
 request; expected probabilities come from the model's own pickle in this process.
 
 A model without an ONNX file (skl2onnx cannot convert it) must make the ONNX services exit 2
-naming the file. Where go-api-onnx cannot yet serve a model (a float64 input, say), the test
-checks that it refuses at start-up with a clear message and reports it as an expected
-failure naming the model and Go's own words — never a silent skip.
+naming the file. Every other (model, service) pair must serve — float64 inputs included.
 """
 
 from __future__ import annotations
@@ -39,7 +37,6 @@ SUCCESS_ROWS = [
 ]
 TOLERANCE = 1e-5  # services/CONTRACT.md: each service against in-process scikit-learn
 EXIT_TIMEOUT_S = 60.0
-GO_REFUSAL_WAIT_S = 20.0  # a service that refuses a model exits within a second or two
 
 
 @pytest.fixture(scope="session")
@@ -108,15 +105,6 @@ def test_zoo_model_is_served_through_the_contract(
         assert done.returncode == 2, done.stderr
         assert model_file in done.stderr, done.stderr
         return
-    input_type = recorded["onnx"].get("input_type")
-    if service == "go-api-onnx" and input_type != "float":
-        done = start_up_failure(service, model_dir, GO_REFUSAL_WAIT_S)
-        if done is not None:  # it refused the model: say exactly which and why
-            assert done.returncode == 2, done.stderr
-            pytest.xfail(
-                f"go-api-onnx cannot serve {name} yet (ONNX input {input_type}): "
-                f"{done.stderr.strip().splitlines()[-1]}"
-            )
     running = launch_service(service, artifacts_dir=model_dir, metrics=False)
     try:
         with httpx.Client(base_url=running.base_url, timeout=60) as client:
