@@ -20,6 +20,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from helpers.serving.services import LATENCY_BUCKETS_S
+
 PLACEHOLDERS = ("services", "window", "range", "run_id")
 
 
@@ -63,7 +65,41 @@ def _ratio_or_zero(numerator: str, denominator: str) -> str:
 
 
 def _p95(buckets: str) -> str:
-    return f"histogram_quantile(0.95, sum by (service, le) ({_by_job(buckets)}))"
+    return _quantile(0.95, buckets)
+
+
+def _quantile(q: float, buckets: str) -> str:
+    return f"histogram_quantile({q:g}, sum by (service, le) ({_by_job(buckets)}))"
+
+
+# The post's dashboard: OpenTelemetry's default histogram boundaries (milliseconds; the post
+# queried http_server_duration_milliseconds_bucket) — the SDK's defaults of its time.
+SEED_BUCKETS_MS = (0, 5, 10, 25, 50, 75, 100, 250, 500, 750, 1000, 2500, 5000, 7500, 10000)
+# Those of them the study's finer histogram also has (services/CONTRACT.md "Telemetry"), so the
+# post's view can be recomputed from a run. 0.75 s and 7.5 s are not among the study's buckets,
+# so between 0.5 and 1 s and between 5 and 10 s the recomputed view is coarser than the post's
+# was; le="0" needs no series (histogram_quantile takes 0 as the first bucket's lower edge).
+SEED_BUCKETS_KEPT_S = tuple(
+    b / 1000 for b in SEED_BUCKETS_MS if b and b / 1000 in LATENCY_BUCKETS_S
+)
+SEED_BUCKETS_MISSING_S = tuple(
+    b / 1000 for b in SEED_BUCKETS_MS if b and b / 1000 not in LATENCY_BUCKETS_S
+)
+
+
+def _le_regex(boundaries: tuple[float, ...]) -> str:
+    """`le` values as Prometheus may spell them (0.005; 1 or 1.0), and +Inf."""
+    spellings = []
+    for bound in boundaries:
+        for text in dict.fromkeys((f"{bound:g}", repr(float(bound)))):
+            spellings.append(text.replace(".", "\\\\."))
+    return "|".join([*spellings, "\\\\+Inf"])
+
+
+_SEED_BUCKET = (
+    "http_server_request_duration_seconds_bucket"
+    f'{{job=~"$services", http_route="/predict", le=~"{_le_regex(SEED_BUCKETS_KEPT_S)}"}}'
+)
 
 
 # Time series (query_range): one line per service over a run.
@@ -147,6 +183,17 @@ TIMESERIES: dict[str, Query] = {
         "kills",
         "OOM kills in the service's cgroup so far",
     ),
+    "memory_usage_bytes": Query(
+        f"max by (service) ({_by_name(_container('container_memory_usage_bytes'))})",
+        "bytes",
+        "cgroup memory usage including page cache: the post's memory panel (not the working set)",
+    ),
+    "server_latency_p95_seconds_seed_buckets": Query(
+        _p95(f"increase({_SEED_BUCKET}[$window])"),
+        "s",
+        "p95 from the post's bucket layout (OTel's default boundaries 5, 10, 25, 50 ms, …) "
+        "selected from the study's finer histogram: below 5 ms it is an interpolation",
+    ),
 }
 
 # Totals over one phase: instant queries evaluated at the phase's end, `$range` = its length.
@@ -166,6 +213,16 @@ TOTALS: dict[str, Query] = {
         "s",
         "p95 over the whole phase, comparable with k6's end-of-test p95",
     ),
+    "server_latency_p99_seconds": Query(
+        _quantile(0.99, f"increase({_BUCKET}[$range])"),
+        "s",
+        "p99 over the whole phase (or step), from the service's histogram",
+    ),
+    "server_latency_p95_seconds_seed_buckets": Query(
+        _p95(f"increase({_SEED_BUCKET}[$range])"),
+        "s",
+        "p95 over the phase from the post's bucket layout (see the time series of that name)",
+    ),
     "cpu_cores_mean": Query(
         _sum(_by_name(f"rate({_container('container_cpu_usage_seconds_total')}[$range])")),
         "cores",
@@ -177,6 +234,13 @@ TOTALS: dict[str, Query] = {
         + ")",
         "bytes",
         "peak working set in the phase",
+    ),
+    "memory_usage_peak_bytes": Query(
+        "max by (service) ("
+        + _by_name(f"max_over_time({_container('container_memory_usage_bytes')}[$range])")
+        + ")",
+        "bytes",
+        "peak cgroup memory usage (page cache included) in the phase",
     ),
     "cpu_throttled_ratio": Query(
         _ratio_or_zero(
@@ -196,6 +260,15 @@ TOTALS: dict[str, Query] = {
         + ")",
         "kills",
         "OOM kills counted by the end of the phase",
+    ),
+}
+
+# Raw counters, instant values (no window): what a reader compares at two moments.
+COUNTERS: dict[str, Query] = {
+    "server_requests_total": Query(
+        _sum(_by_job(_COUNT)),
+        "requests",
+        "requests the service's histogram has counted since it started (any status)",
     ),
 }
 
@@ -223,7 +296,7 @@ def render(name: str, *, table: str = "timeseries", **params: object) -> str:
     Raises KeyError naming the query or the missing placeholder, so a typo never reaches
     Prometheus as a literal `$window`.
     """
-    queries = {"timeseries": TIMESERIES, "totals": TOTALS}[table]
+    queries = {"timeseries": TIMESERIES, "totals": TOTALS, "counters": COUNTERS}[table]
     if name not in queries:
         raise KeyError(f"no {table} query named {name!r}; known: {', '.join(queries)}")
     promql = queries[name].promql

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from helpers import net, paths
-from helpers.analysis import metrics
+from helpers.analysis import metrics, queries
 from helpers.load import k6, vegeta
 from helpers.serving.stack import Stack
 
@@ -178,3 +178,61 @@ def measure(
         started_at=started,
         ended_at=ended,
     )
+
+
+# What the service's own side says about a step's window, from the run's Prometheus:
+# server-side percentiles of its histogram and the peaks of its memory (queries.TOTALS).
+SERVER_FIGURES = {
+    "server_p95_ms": ("server_latency_p95_seconds", 1000.0),
+    "server_p99_ms": ("server_latency_p99_seconds", 1000.0),
+    "memory_working_set_peak_bytes": ("memory_working_set_peak_bytes", 1.0),
+    "memory_usage_peak_bytes": ("memory_usage_peak_bytes", 1.0),
+}
+COUNTED_SHARE = 0.99  # of the step's requests the server's histogram must hold to be settled
+
+
+def server_settled(
+    prom_url: str, service: str, start: float, requests: int, timeout_s: float
+) -> tuple[float, bool]:
+    """Wait until the service's histogram in Prometheus counts the step's requests; returns
+    (when, whether it got there). Scraped, that is a second; pushed through the collector, up
+    to the export interval plus the collector's batch and a scrape. Waiting for it also leaves
+    the next step a clean start: nothing of this one arrives after it began."""
+    promql = queries.render(
+        "server_requests_total", table="counters", services=queries.services_regex([service])
+    )
+
+    def counted_at(at: float) -> float:
+        return metrics.query_instant(prom_url, promql, at).get(service, 0.0)
+
+    before = counted_at(start - 0.5)
+
+    def settled() -> float | None:
+        now = time.time()
+        return now if counted_at(now) - before >= COUNTED_SHARE * requests else None
+
+    try:
+        return net.poll(settled, timeout_s, f"{service}'s histogram to count the step", 0.5), True
+    except net.NotReady:
+        return time.time(), False
+
+
+def server_figures(
+    prom_url: str, service: str, start: float, end: float, settled_at: float
+) -> dict[str, float]:
+    """The server's p95/p99 over a step, and the peaks of its working set and memory usage.
+
+    The histogram is read at `settled_at` (see `server_settled`) over [start - 1 s,
+    settled_at]: every request of the step and none of another. Memory comes from the cgroup
+    exporter, scraped every second: the step's own window."""
+    services = queries.services_regex([service])
+    figures = {}
+    for key, (name, scale) in SERVER_FIGURES.items():
+        if name.startswith("server_"):
+            at, seconds = settled_at, settled_at - start + 1.0
+        else:
+            at, seconds = end, end - start
+        window = f"{max(1, math.ceil(seconds))}s"
+        promql = queries.render(name, table="totals", services=services, range=window)
+        figures[key] = metrics.query_instant(prom_url, promql, at).get(service, math.nan) * scale
+    return figures

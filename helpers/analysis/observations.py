@@ -1,0 +1,367 @@
+"""The post's observations, explained from the load test's own run folder (notebook 07): how
+far behind the planned rate each service fell, its memory against the 128 MiB limit, its
+p95, how the coupled loop ties the three together — and the seed's GridSearchCV pickle.
+Pure functions of tables (helpers.analysis.metrics), so every sentence is computed and
+tested on made-up numbers.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from helpers.analysis.why import is_true, normalised
+
+MIB = 1024 * 1024
+STOPPED = {  # why a capacity is only a lower bound (helpers.load.capacity's bounds)
+    "time budget": "the search ran out of its time budget",
+    "search limit": "the search reached its highest rate",
+    "generator": "the generator, not the service, was the limit",
+}
+BEHIND_TOLERANCE = 0.10
+MIN_PLANNED_PER_WINDOW = (
+    50  # requests: one more or less is 2 %  # served below 90 % of the planned rate = fallen behind
+)
+NINETY = 0.90  # the post: "always above 90 % of 128 MB"
+
+
+# -- the post's observations -----------------------------------------------------------------
+
+
+def shortfall(timeseries: pd.DataFrame, window_s: float) -> dict[str, float]:
+    """Per service, the largest share of the planned rate not served at one moment (served
+    vs planned RPM over the same window), after the first window of the phase and where a
+    window was planned to hold at least MIN_PLANNED_PER_WINDOW requests. The planned
+    line is interpolated at the served line's times (Prometheus aligns its steps to the
+    clock, the plan to the phase's start)."""
+    found = {}
+    served = timeseries[timeseries["metric"] == "server_requests_per_minute"]
+    planned = timeseries[timeseries["metric"] == "planned_requests_per_minute"]
+    for service, mine in planned.groupby("service"):
+        mine = mine.sort_values("elapsed_s")
+        got = served[served["service"] == service].sort_values("elapsed_s")
+        got = got[(got["elapsed_s"] >= window_s) & (got["elapsed_s"] <= mine["elapsed_s"].max())]
+        want = np.interp(got["elapsed_s"], mine["elapsed_s"], mine["value"])
+        # A rate over a window counts whole requests: at 100/min a 5 s window holds 8 or 9,
+        # a 10 % "shortfall" by quantisation alone. Judged only where the window was planned
+        # to hold enough requests for one more or less not to matter.
+        keep = want * window_s / 60 >= MIN_PLANNED_PER_WINDOW
+        found[service] = (
+            float(((want[keep] - got["value"].to_numpy()[keep]) / want[keep]).max())
+            if keep.any()
+            else math.nan
+        )
+    return found
+
+
+def ends_at(rows: pd.DataFrame, rate_label: str) -> dict[str, dict[str, dict[str, Any]]]:
+    """end → service → whether every repeat of the end configuration held the objective at
+    that rate, with the median p95 and error rate."""
+    found: dict[str, dict[str, dict[str, Any]]] = {}
+    if rows.empty:
+        return found
+    frame = normalised(rows)
+    mine = frame[(frame["factor"] == "") & (frame["rate_label"] == rate_label)]
+    for (end, service), group in mine.groupby(["end", "service"], sort=False):
+        found.setdefault(end, {})[service] = {
+            "rate_rps": int(group["rate"].iloc[0]),
+            "passed": bool(group["passed"].all()),
+            "p95_ms": float(group["p95_ms"].median()),
+            "error_rate": float(group["error_rate"].median()),
+        }
+    return found
+
+
+def rpm_observation(
+    per_service: Mapping[str, pd.DataFrame],
+    shortfalls: Mapping[str, Mapping[str, float]],
+    capacities: Mapping[str, Mapping[str, Mapping[str, Any]]],
+    seed_rps: int,
+    at_seed: Mapping[str, Mapping[str, Mapping[str, Any]]] | None = None,
+) -> tuple[dict[str, Any], str]:
+    """(a) RPM is the offered rate until a service falls behind: which did in the load test,
+    whether each end configuration held the objective at the seed's peak, and where its
+    capacity stands against it."""
+    numbers: dict[str, Any] = {"modes": {}, "capacity_vs_seed_peak": {}, "at_seed_peak": {}}
+    said = []
+    for mode, table in per_service.items():
+        behind = {s: v for s, v in shortfalls.get(mode, {}).items() if v > BEHIND_TOLERANCE}
+        numbers["modes"][mode] = {
+            service: {
+                "requests": int(row["requests"]),
+                "planned_requests": int(row["planned_requests"]),
+                "reached_ratio": float(row["reached_ratio"]),
+                "max_shortfall": shortfalls.get(mode, {}).get(service, math.nan),
+                "fell_behind": service in behind,
+            }
+            for service, row in table.iterrows()
+        }
+        reached = ", ".join(
+            f"{s} {100 * row['reached_ratio']:.0f} %" for s, row in table.iterrows()
+        )
+        worst = ", ".join(
+            f"{s} {100 * v:.0f} %" for s, v in shortfalls.get(mode, {}).items() if math.isfinite(v)
+        )
+        if behind:
+            verdict = (
+                f"{', '.join(behind)} fell behind (served < {1 - BEHIND_TOLERANCE:.0%} of the "
+                "planned rate at some moment): there its RPM line is its capacity, not the offer"
+            )
+        else:
+            verdict = (
+                "no service fell behind, so the RPM panel drew the offered rate for every "
+                "service and its differences are sampling, not capacity"
+            )
+        said.append(
+            f"{mode.capitalize()}: served/planned {reached}; the largest shortfall at one "
+            f"moment (rate windows planned to hold ≥ {MIN_PLANNED_PER_WINDOW} requests) "
+            f"{worst or 'n/a'} — {verdict}."
+        )
+    for end, by_service in (at_seed or {}).items():
+        numbers["at_seed_peak"][end] = dict(by_service)
+        held = [s for s, v in by_service.items() if v["passed"]]
+        missed = [
+            f"{s} (p95 {v['p95_ms']:.1f} ms, errors {_pct(v['error_rate'], 2)})"
+            for s, v in by_service.items()
+            if not v["passed"]
+        ]
+        text = f"At a constant {seed_rps} req/s the {end} configuration held the objective for "
+        text += _and(held) if held else "no service"
+        if missed:
+            text += f"; not for {_and(missed)}"
+        said.append(text + ".")
+    for end, by_service in capacities.items():
+        verdicts = []
+        for service, record in by_service.items():
+            rate = record.get("rate_rps")
+            if rate is not None and rate >= seed_rps:
+                holds, verdict = True, "keeps up"
+            elif record.get("bound") in ("service", "none passed"):
+                holds, verdict = False, "falls behind"
+            else:  # a lower bound below the seed's peak: the search stopped short
+                holds = None
+                verdict = "undecided: " + STOPPED.get(record.get("bound"), "the search stopped")
+            numbers["capacity_vs_seed_peak"].setdefault(end, {})[service] = {
+                "capacity_rps": rate,
+                "display": record.get("display"),
+                "bound": record.get("bound"),
+                "keeps_up_at_seed_peak": holds,
+            }
+            verdicts.append(f"{service} {record.get('display')} req/s ({verdict})")
+        said.append(
+            f"Capacity in the {end} configuration against the seed's peak ({seed_rps} req/s): "
+            + ", ".join(verdicts)
+            + "."
+        )
+    return numbers, " ".join(said)
+
+
+def _pct(share: float, digits: int = 0) -> str:
+    return f"{100 * share:.{digits}f} %" if math.isfinite(share) else "n/a"
+
+
+def _and(names: Iterable[str]) -> str:
+    names = list(names)
+    return ", ".join(names[:-1]) + f" and {names[-1]}" if len(names) > 1 else "".join(names)
+
+
+def memory_figures(timeseries: pd.DataFrame, limit_bytes: float | None) -> pd.DataFrame:
+    """Per service: peak usage (page cache counted, the post's panel) and peak working set,
+    as MiB and as a share of the limit; the page cache's share of usage at the usage peak;
+    and the share of samples at or above 90 % of the limit by each measure."""
+    usage = timeseries[timeseries["metric"] == "memory_usage_bytes"]
+    working = timeseries[timeseries["metric"] == "memory_working_set_bytes"]
+    rows = {}
+    for service, mine in usage.groupby("service", sort=False):
+        u = mine.set_index("elapsed_s")["value"]
+        w = working[working["service"] == service].set_index("elapsed_s")["value"]
+        at_peak = u.idxmax()
+        cache = (u.loc[at_peak] - w.get(at_peak, math.nan)) / u.loc[at_peak]
+        limit = limit_bytes or math.nan
+        rows[service] = {
+            "peak_usage_mib": u.max() / MIB,
+            "peak_working_set_mib": w.max() / MIB if not w.empty else math.nan,
+            "peak_usage_of_limit": u.max() / limit,
+            "peak_working_set_of_limit": w.max() / limit if not w.empty else math.nan,
+            "page_cache_share_at_peak": cache,
+            "time_usage_above_90": float((u >= NINETY * limit).mean()),
+            "time_working_set_above_90": float((w >= NINETY * limit).mean()) if not w.empty
+            else math.nan,
+        }  # fmt: skip
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("service")
+
+
+def memory_sentence(figures: pd.DataFrame, mode: str, limit_bytes: float | None) -> str:
+    if figures.empty:
+        return f"{mode}: no memory series."
+    limit = f"{limit_bytes / MIB:.0f} MiB" if limit_bytes else "no limit"
+    parts = []
+    for service, row in figures.iterrows():
+        parts.append(
+            f"{service} usage peaked at {row['peak_usage_mib']:.0f} MiB "
+            f"({_pct(row['peak_usage_of_limit'])} of {limit}), its working set at "
+            f"{row['peak_working_set_mib']:.0f} MiB ({_pct(row['peak_working_set_of_limit'])}); "
+            f"page cache was {_pct(row['page_cache_share_at_peak'])} of the usage at its peak; "
+            f"at ≥ 90 % of the limit {_pct(row['time_usage_above_90'])} of the time by usage, "
+            f"{_pct(row['time_working_set_above_90'])} by working set"
+        )
+    return f"{mode.capitalize()}: " + "; ".join(parts) + "."
+
+
+def memory_in_ablation(
+    medians_table: pd.DataFrame, effect_rows: pd.DataFrame, limit_bytes: float | None
+) -> tuple[dict[str, Any], str]:
+    """Memory of each end configuration (the highest peak over its rates), and per service
+    the flip that moved its working set most."""
+    numbers: dict[str, Any] = {}
+    said = []
+    if medians_table.empty or "memory_working_set_peak_bytes" not in medians_table:
+        return numbers, "The ablation measured no memory."
+    limit = limit_bytes or math.nan
+    ends = medians_table[medians_table["factor"] == ""]
+    for (service, end), group in ends.groupby(["service", "end"], sort=False):
+        working = float(group["memory_working_set_peak_bytes"].max())
+        usage = float(
+            group.get("memory_usage_peak_bytes", group["memory_working_set_peak_bytes"]).max()
+        )
+        numbers.setdefault(service, {})[end] = {
+            "peak_working_set_bytes": working,
+            "peak_usage_bytes": usage,
+            "working_set_of_limit": working / limit,
+        }
+    for service, by_end in numbers.items():
+        ends_said = ", ".join(
+            f"{end} {v['peak_working_set_bytes'] / MIB:.0f} MiB ({_pct(v['working_set_of_limit'])})"
+            for end, v in by_end.items()
+        )
+        text = f"{service} peak working set {ends_said}"
+        moved = (
+            effect_rows[
+                (effect_rows["service"] == service)
+                & (effect_rows["metric"] == "memory_working_set_peak_bytes")
+            ]
+            if not effect_rows.empty
+            else effect_rows
+        )
+        if not moved.empty:
+            top = moved.loc[moved["change"].abs().idxmax()]
+            by_end[top["end"]]["largest_flip"] = {
+                "factor": top["factor"],
+                "value": top["value"],
+                "change_bytes": top["change"],
+            }
+            text += (
+                f"; the largest move: {top['factor']}={top['value']} from the {top['end']} end, "
+                f"{top['change'] / MIB:+.1f} MiB"
+                + (" (within the spread)" if is_true(top["within_spread"]) else "")
+            )
+        said.append(text)
+    limit_said = f"{limit_bytes / MIB:.0f} MiB" if limit_bytes else "no limit"
+    return numbers, f"In the ablation (limit {limit_said}): " + "; ".join(said) + "."
+
+
+def p95_figures(
+    seed_buckets: Mapping[str, float],
+    fine_buckets: Mapping[str, float],
+    client: Mapping[str, float],
+    series_5s: pd.DataFrame,
+) -> pd.DataFrame:
+    """Per service, the phase's p95 three ways (ms): from the post's buckets, from the study's
+    buckets, and k6's exact one; and the share of 5 s points whose post-bucket p95 lies
+    inside the first bucket (< 5 ms), where it is a straight-line interpolation."""
+    rows = {}
+    seeded = series_5s[series_5s["metric"] == "server_latency_p95_seconds_seed_buckets"]
+    for service in client:
+        points = seeded[seeded["service"] == service]["value"]
+        rows[service] = {
+            "p95_post_buckets_ms": 1000 * seed_buckets.get(service, math.nan),
+            "p95_study_buckets_ms": 1000 * fine_buckets.get(service, math.nan),
+            "p95_k6_exact_ms": client[service],
+            "points_inside_first_bucket": float((points < 0.005).mean())
+            if not points.empty
+            else math.nan,
+        }
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("service")
+
+
+def p95_sentence(figures: pd.DataFrame, mode: str) -> str:
+    if figures.empty:
+        return f"{mode}: no latency series."
+    parts = [
+        f"{s} {r['p95_post_buckets_ms']:.2f} / {r['p95_study_buckets_ms']:.2f} / "
+        f"{r['p95_k6_exact_ms']:.2f} ms ({_pct(r['points_inside_first_bucket'])} of the 5 s "
+        "points inside the first bucket)"
+        for s, r in figures.iterrows()
+    ]
+    text = (
+        f"{mode.capitalize()}, p95 over the phase from the post's buckets / the study's / k6 "
+        f"exactly: {'; '.join(parts)}."
+    )
+    inside = figures[figures["p95_post_buckets_ms"] < 5.0]
+    if len(inside) >= 2:
+        post = inside["p95_post_buckets_ms"]
+        exact = inside["p95_k6_exact_ms"]
+        text += (
+            f" {_and(inside.index)} all read below 5 ms in the post's layout, "
+            f"{post.min():.2f}–{post.max():.2f} ms ({post.max() / post.min():.2f}× apart), an "
+            f"interpolation within one bucket; k6 measured {exact.min():.2f}–{exact.max():.2f} "
+            f"ms ({exact.max() / exact.min():.2f}× apart)."
+        )
+    return text
+
+
+def coupling_sentence(per_service: Mapping[str, pd.DataFrame]) -> tuple[dict[str, Any], str]:
+    """Coupled vs isolated, as what the coupling hides: requests equal by construction, and
+    what the shared CPU adds to latency and CPU."""
+    if not {"coupled", "isolated"} <= set(per_service):
+        ran = ", ".join(per_service) or "none"
+        return {}, f"Both modes are needed to compare them; this run has: {ran}."
+    coupled, isolated = per_service["coupled"], per_service["isolated"]
+    numbers: dict[str, Any] = {}
+    for service in coupled.index.intersection(isolated.index):
+        c, i = coupled.loc[service], isolated.loc[service]
+        numbers[service] = {
+            key: {"coupled": float(c[key]), "isolated": float(i[key])}
+            for key in ("requests", "client_p95_ms", "server_p95_ms", "mean_cpu_cores",
+                        "throttled_ratio")
+            if key in c and key in i
+        }  # fmt: skip
+    requests = coupled["requests"].astype(float)
+    spread = (requests.max() - requests.min()) / requests.max() if requests.max() else math.nan
+    same = spread <= 0.01
+    said = [
+        "Coupled, one iteration posts to the three services in turn, so they got "
+        + ", ".join(f"{s} {int(v)}" for s, v in requests.items())
+        + " requests"
+        + (
+            f" — {'all equal' if spread == 0 else f'equal within {_pct(spread, 1)}'}: the loop "
+            "makes them equal, whatever each could serve, so a coupled RPM cannot rank them"
+            if same
+            else f" — {_pct(spread, 1)} apart: some iterations did not reach every service"
+        )
+        + "."
+    ]
+    ratios = []
+    for service, figures in numbers.items():
+        p95 = figures.get("client_p95_ms", {})
+        if p95 and p95["isolated"]:
+            ratios.append(
+                f"{service} {p95['coupled']:.2f} vs {p95['isolated']:.2f} ms "
+                f"({p95['coupled'] / p95['isolated']:.2f}×)"
+            )
+    if ratios:
+        said.append(
+            "Sharing the host, the client's p95 coupled vs isolated: " + "; ".join(ratios) + "."
+        )
+    cpu = [
+        f"{s} {f['mean_cpu_cores']['coupled']:.2f} vs {f['mean_cpu_cores']['isolated']:.2f}"
+        for s, f in numbers.items()
+        if "mean_cpu_cores" in f
+    ]
+    if cpu:
+        said.append("Mean CPU cores coupled vs isolated: " + "; ".join(cpu) + ".")
+    return numbers, " ".join(said)
