@@ -6,6 +6,7 @@ LogisticRegression in GridSearchCV. Iris comes from scikit-learn's bundled copy 
 
 from __future__ import annotations
 
+import math
 import pickle
 import platform
 import warnings
@@ -42,6 +43,10 @@ MODERN_PARAM_GRID = {
     "estimator__C": [np.inf, 1.0],
 }
 PENALTY_DEPRECATION = "'penalty' was deprecated"
+# The post's split: train_test_split(..., stratify=target, test_size=0.2, random_state=14);
+# on it the post reports test accuracy 0.9666666666666667 (29 of 30 held-out rows).
+PUBLISHED_SEED = 14
+PUBLISHED_TEST_ACCURACY = 0.9666666666666667
 
 
 @dataclass(frozen=True)
@@ -58,7 +63,7 @@ class TrainingResult:
     data: Dataset
     deprecation_warnings: list[str]
     # How the split was made, recorded so later stages can rebuild the same test set.
-    seed: int = 42
+    seed: int = PUBLISHED_SEED
     test_size: float = 0.2
     stratify: bool = True
 
@@ -71,7 +76,9 @@ class TrainingResult:
         return float((self.model.predict(self.data.X_test) == self.data.y_test).mean())
 
 
-def load_split(test_size: float = 0.2, seed: int = 42, stratify: bool = True) -> Dataset:
+def load_split(
+    test_size: float = 0.2, seed: int = PUBLISHED_SEED, stratify: bool = True
+) -> Dataset:
     if not 0.0 < test_size < 1.0:
         raise ValueError(f"test_size must be a fraction between 0 and 1, got {test_size!r}")
     X, y = load_iris(return_X_y=True)
@@ -99,7 +106,9 @@ def build_search(param_grid: dict[str, list] | None = None) -> GridSearchCV:
     )
 
 
-def train(test_size: float = 0.2, seed: int = 42, stratify: bool = True) -> TrainingResult:
+def train(
+    test_size: float = 0.2, seed: int = PUBLISHED_SEED, stratify: bool = True
+) -> TrainingResult:
     """Fit the seed's grid; the penalty deprecation is collected once instead of per fit."""
     data = load_split(test_size, seed, stratify)
     search = build_search()
@@ -200,3 +209,28 @@ def compare_with_modern_grid(result: TrainingResult) -> pd.DataFrame:
 def _spelled(values: pd.Series) -> list[str]:
     """penalty=None as the text 'None' (pandas would show the grid's None as NaN)."""
     return ["None" if value is None or value != value else str(value) for value in values]
+
+
+def compared_with_published(result: TrainingResult) -> str:
+    """One computed sentence: this run's test accuracy against the post's, and why they may
+    differ (another split, or a scikit-learn that picks another grid point on a tie)."""
+    same_split = (result.seed, result.test_size, result.stratify) == (PUBLISHED_SEED, 0.2, True)
+    here = f"test accuracy {result.test_accuracy:.4f}"
+    if not same_split:
+        return (
+            f"This run's {here} is on another split (seed {result.seed}, "
+            f"test_size {result.test_size}) than the post's (random_state={PUBLISHED_SEED}, "
+            f"stratified, 20 %), where the post reports {PUBLISHED_TEST_ACCURACY:.4f}."
+        )
+    if math.isclose(result.test_accuracy, PUBLISHED_TEST_ACCURACY):
+        return (
+            f"On the post's split (random_state={PUBLISHED_SEED}, stratified, 20 %) this run's "
+            f"{here} equals the post's {PUBLISHED_TEST_ACCURACY:.4f}: the published accuracy is "
+            f"reproduced (best parameters {result.search.best_params_})."
+        )
+    return (
+        f"On the post's split this run's {here} differs from the post's "
+        f"{PUBLISHED_TEST_ACCURACY:.4f} (scikit-learn 1.6.1 there, {version('scikit-learn')} "
+        "here): "
+        f"the grid search chose {result.search.best_params_}."
+    )

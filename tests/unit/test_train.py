@@ -54,3 +54,11 @@ def test_manifest_records_ranges_labels_and_split(model_artifacts: Path) -> None
     assert written["training"]["n_train"] + written["training"]["n_test"] == 150
     assert set(written["artifacts"]) == {"model.pkl", "model.onnx", "model_zipmap.onnx"}
     assert {"scikit-learn", "onnxruntime", "python"} <= set(written["versions"])
+
+
+def test_the_default_split_is_the_posts_and_reproduces_its_accuracy() -> None:
+    result = train.train()
+    assert result.test_accuracy == pytest.approx(train.PUBLISHED_TEST_ACCURACY)
+    assert "equals the post's" in train.compared_with_published(result)
+    other = train.train(seed=42)
+    assert "another split" in train.compared_with_published(other)
