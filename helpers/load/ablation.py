@@ -339,12 +339,6 @@ class Ablation:
             raise RuntimeError(f"repeats {missing} of {self.size.repeats} did not run")
         return self.result
 
-    def run_all(self) -> Result:
-        self.capacities()
-        for index in range(self.size.repeats):
-            self.repeat(index)
-        return self.finish()
-
     def _stack(self, stack_dir: Path, service_env: dict[str, dict[str, str]], telemetry: str):
         return start_stack(
             self.backend,
@@ -400,19 +394,6 @@ class Ablation:
             }
             self.result.rows.append(row)
             self.progress(f"  [{config.label}] {capacity.describe(_as_step(row)).strip()}")
-
-
-def run(
-    backend: str,
-    run_dir: Path,
-    artifacts_dir: Path,
-    rates: Mapping[str, list[Rate]],
-    size: Size,
-    stack_options: Mapping[str, Any] | None = None,
-    progress: Callable[[str], None] = print,
-) -> Result:
-    """The whole ablation at once: both ends' capacity, then every repeat of the plan."""
-    return Ablation(backend, run_dir, artifacts_dir, rates, size, stack_options, progress).run_all()
 
 
 def _flip_problem(
