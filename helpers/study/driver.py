@@ -55,7 +55,8 @@ NOTEBOOKS: list[str] = [
 PROFILES = ("seed", "quick", "smoke")
 BACKENDS = ("local", "docker")
 # Outer budget per profile: the seed load test alone takes ~34 minutes with both modes, and
-# notebooks 06–08 (capacity, ablation, zoo) at least as much again (quick: ~26 min for 07).
+# notebooks 06–08 (capacity, ablation, zoo) at least as much again (quick, on 2 cores: 54 min
+# in all, 28 of them 07).
 STUDY_TIMEOUT_S = {"seed": 6 * 3600, "quick": 2 * 3600, "smoke": 1800}
 # Per cell: notebook 04 runs the whole load test in one cell (seed, both modes: ~34 min).
 CELL_TIMEOUT_S = {"seed": 3600, "quick": 1200, "smoke": 900}
