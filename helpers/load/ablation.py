@@ -44,156 +44,18 @@ from typing import Any
 import pandas as pd
 
 from helpers.load import capacity, loadtest, steps
+from helpers.load.ablation_plan import Rate, Size, StackPlan, plan
 from helpers.load.factors import (
-    ENDS,
     FACTORS,
     RECORD_NAME,
-    SEED_PEAK_RPS,
     SETTLE_TIMEOUT_S,
     Config,
     Factor,
     Started,
     applicable,
     environment,
-    factor,
 )
 from helpers.serving.stack import start_stack
-
-
-@dataclass
-class StackPlan:
-    name: str
-    telemetry: str
-    members: dict[str, Config]
-
-
-def flips(
-    services: Iterable[str], ends: Iterable[str], extras: bool, factors: Iterable[Factor]
-) -> list[tuple[str, Config]]:
-    """Every (service, flip) to measure: from each end, each factor set to its other value
-    (and its further values from the tuned end), for the services it applies to."""
-    wanted = []
-    for end in ends:
-        other = "published" if end == "tuned" else "tuned"
-        for f in factors:
-            values = [other] + ([n for n, _ in f.extras] if extras and end == "tuned" else [])
-            for value in values:
-                wanted += [(s, Config(end, f.name, value)) for s in services if s in f.services]
-    return wanted
-
-
-def plan(
-    services: Iterable[str],
-    ends: Iterable[str] = ENDS,
-    extras: bool = True,
-    factors: Iterable[Factor] = FACTORS,
-    artifacts_dir: Path = Path("artifacts"),
-) -> list[StackPlan]:
-    """The stacks to start: one per end (every service), then the flips of `factors` packed
-    first-fit — a stack takes one configuration per service, and all of its members share
-    its telemetry path. Factors left out of `factors` are not flipped: they keep their end's
-    value (every configuration is built from all of FACTORS)."""
-    services, ends, factors = list(services), list(ends), list(factors)
-    stacks = []
-    for end in ends:
-        telemetry = environment(services[0], Config(end), artifacts_dir)[1]
-        stacks.append(StackPlan(end, telemetry, {s: Config(end) for s in services}))
-    packed: list[StackPlan] = []
-    for service, config in flips(services, ends, extras, factors):
-        telemetry = environment(service, config, artifacts_dir)[1]
-        home = next(
-            (p for p in packed if p.telemetry == telemetry and service not in p.members), None
-        )
-        if home is None:
-            home = StackPlan(f"flips-{len(packed) + 1:02d}-{telemetry}", telemetry, {})
-            packed.append(home)
-        home.members[service] = config
-    return stacks + packed
-
-
-# -- sizes -------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Size:
-    """How much notebook 07 measures, per profile."""
-
-    step_s: float  # one constant-rate step (≥ 4 s: its CPU is read from 1 s scrapes)
-    repeats: int  # of the whole plan, round-robin
-    heavy: bool  # also the heavier rate (else the seed's peak only)
-    ends: tuple[str, ...]  # the ends measured, and flipped from
-    extras: bool  # further values of a factor (GOMAXPROCS=1)
-    factors: tuple[str, ...] | None  # None: every factor
-    capacity_budget_s: float  # per end configuration, all services; 0: no capacity search
-    capacity_step_s: float = 5.0
-    capacity_repeats: int = 1
-    capacity_precision: float = 0.15
-
-    def chosen_factors(self) -> list[Factor]:
-        return [factor(n) for n in self.factors] if self.factors else list(FACTORS)
-
-    @property
-    def search(self) -> dict[str, float]:
-        return {
-            "step_s": self.capacity_step_s,
-            "repeats": self.capacity_repeats,
-            "precision": self.capacity_precision,
-            "start_rate": 50,
-            "max_rate": 12800,
-        }
-
-
-SIZES = {
-    # About two minutes: the tuned end and four of its flips, one rate, once.
-    "smoke": Size(
-        4.0, 1, False, ("tuned",), False, ("access_log", "traces", "telemetry", "gomaxprocs"), 0
-    ),
-    "quick": Size(4.0, 2, True, ENDS, True, None, 240),
-    "seed": Size(8.0, 3, True, ENDS, True, None, 480, 8.0, 2, 0.1),
-}
-
-
-def size_for(profile: str) -> Size:
-    if profile not in SIZES:
-        raise ValueError(f"profile {profile!r} is unknown; expected one of {', '.join(SIZES)}")
-    return SIZES[profile]
-
-
-# -- rates -------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Rate:
-    label: str  # "seed peak" | "heavy"
-    rps: int
-    source: str  # where the number comes from, in words
-
-
-def rates_for(
-    services: Iterable[str],
-    capacity_section: Mapping[str, Any] | None,
-    heavy: bool,
-    heavy_fraction: float = 0.8,
-    heavy_default_rps: int = 400,
-    seed_rps: int = SEED_PEAK_RPS,
-) -> dict[str, list[Rate]]:
-    """The seed's peak for every service, and (if `heavy`) `heavy_fraction` of the service's
-    tuned capacity from summary.json's `capacity` section (notebook 06), else the default."""
-    chosen = {}
-    for service in services:
-        rates = [Rate("seed peak", seed_rps, "the seed's peak, 16 000 requests/min")]
-        if heavy:
-            measured = (capacity_section or {}).get(service, {}).get("rate_rps")
-            if measured:
-                rps = max(1, round(heavy_fraction * measured))
-                source = f"{100 * heavy_fraction:.0f} % of the tuned capacity notebook 06 measured"
-                source += f" ({capacity_section[service].get('display', measured)} req/s)"
-            else:
-                rps, source = heavy_default_rps, "the stated default (no capacity from 06)"
-            rates.append(Rate("heavy", rps, source))
-        chosen[service] = rates
-    return chosen
-
 
 # -- running the plan --------------------------------------------------------------------------
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers.load import ablation, factors
+from helpers.load import ablation, ablation_plan, factors
 from helpers.load.factors import Config, Started
 from helpers.serving.services import SERVICE_NAMES
 
@@ -36,11 +36,11 @@ def started(text: str, lines_per_request: float = 0.0, service: str = "svc") -> 
 
 
 def all_flips(ends=factors.ENDS, extras=True, factors=factors.FACTORS):
-    return ablation.flips(SERVICE_NAMES, ends, extras, factors)
+    return ablation_plan.flips(SERVICE_NAMES, ends, extras, factors)
 
 
 def test_the_plan_measures_every_flip_once_and_never_two_configs_of_a_service_together():
-    stacks = ablation.plan(SERVICE_NAMES, artifacts_dir=ARTIFACTS)
+    stacks = ablation_plan.plan(SERVICE_NAMES, artifacts_dir=ARTIFACTS)
     seen = Counter()
     for stack in stacks:
         for service, config in stack.members.items():
@@ -78,8 +78,8 @@ def test_further_values_come_from_the_tuned_end_only_and_only_when_asked():
 
 
 def test_the_smoke_plan_is_the_tuned_end_and_four_flips():
-    size = ablation.SIZES["smoke"]
-    stacks = ablation.plan(SERVICE_NAMES, size.ends, size.extras, size.chosen_factors())
+    size = ablation_plan.SIZES["smoke"]
+    stacks = ablation_plan.plan(SERVICE_NAMES, size.ends, size.extras, size.chosen_factors())
     assert stacks[0].name == "tuned"
     assert all(c.end == "tuned" for s in stacks for c in s.members.values())
     flipped = {c.factor for s in stacks for c in s.members.values()} - {None}
@@ -88,7 +88,7 @@ def test_the_smoke_plan_is_the_tuned_end_and_four_flips():
 
 
 def test_a_factor_left_out_of_the_plan_keeps_its_ends_value():
-    stacks = ablation.plan(SERVICE_NAMES, factors=[factors.factor("server")])
+    stacks = ablation_plan.plan(SERVICE_NAMES, factors=[factors.factor("server")])
     by_config = {c: s.telemetry for s in stacks for c in s.members.values()}
     assert by_config[Config("published")] == "collector"
     assert by_config[Config("published", "server", "tuned")] == "collector"
@@ -193,12 +193,12 @@ def test_rates_come_from_the_capacity_section_or_the_stated_default():
         "go-api-onnx": {"rate_rps": 1000, "display": "1000"},
         "python-api-pkl": {"rate_rps": None},
     }
-    rates = ablation.rates_for(SERVICE_NAMES, capacity, heavy=True, heavy_default_rps=321)
+    rates = ablation_plan.rates_for(SERVICE_NAMES, capacity, heavy=True, heavy_default_rps=321)
     assert [r.rps for r in rates["go-api-onnx"]] == [267, 800]
     assert "80 % of the tuned capacity" in rates["go-api-onnx"][1].source
     assert [r.rps for r in rates["python-api-pkl"]] == [267, 321]
     assert "default" in rates["python-api-pkl"][1].source
-    light = ablation.rates_for(SERVICE_NAMES, capacity, heavy=False)
+    light = ablation_plan.rates_for(SERVICE_NAMES, capacity, heavy=False)
     assert all([r.label for r in rs] == ["seed peak"] for rs in light.values())
 
 
@@ -220,13 +220,13 @@ def test_unknown_names_are_refused_with_the_known_ones():
     with pytest.raises(KeyError, match="no value"):
         factors.factor("traces").setting("sometimes")
     with pytest.raises(ValueError, match="smoke"):
-        ablation.size_for("huge")
+        ablation_plan.size_for("huge")
 
 
 def test_the_parts_of_a_run_go_in_order_and_all_must_run(tmp_path: Path):
     said: list[str] = []
-    rates = ablation.rates_for(SERVICE_NAMES, None, heavy=False)
-    size = ablation.SIZES["smoke"]
+    rates = ablation_plan.rates_for(SERVICE_NAMES, None, heavy=False)
+    size = ablation_plan.SIZES["smoke"]
     stale = tmp_path / "ablation" / "r0-tuned"
     stale.mkdir(parents=True)
     run = ablation.Ablation("local", tmp_path, ARTIFACTS, rates, size, progress=said.append)
@@ -236,9 +236,9 @@ def test_the_parts_of_a_run_go_in_order_and_all_must_run(tmp_path: Path):
     assert "measures 1 repeat(s): no repeat 2" in said[-1]
     with pytest.raises(RuntimeError, match=r"repeats \[1\] of 1 did not run"):
         run.finish()
-    two = ablation.Size(4.0, 2, False, ("tuned",), False, ("traces",), 0)
+    two = ablation_plan.Size(4.0, 2, False, ("tuned",), False, ("traces",), 0)
     with pytest.raises(RuntimeError, match="before repeat 1"):
         ablation.Ablation("local", tmp_path, ARTIFACTS, rates, two, progress=said.append).repeat(1)
     with pytest.raises(ValueError, match="repeats=4"):
-        ablation.Ablation("local", tmp_path, ARTIFACTS, rates, ablation.Size(4.0, 4, False,
+        ablation.Ablation("local", tmp_path, ARTIFACTS, rates, ablation_plan.Size(4.0, 4, False,
                           ("tuned",), False, None, 0))  # fmt: skip
