@@ -21,13 +21,15 @@ PY_SERVICES := python-api-pkl python-api-onnx
 SVC_STAMPS  := $(foreach s,$(PY_SERVICES),$(SVC_ENV)/$(s)/.installed)
 COMMON_SRC  := $(shell find services/python-common -name '*.py' -o -name 'pyproject.toml' 2>/dev/null)
 
-.PHONY: help setup system-packages docker-packages docker-images study test lint bench lab clean
+.PHONY: help setup system-packages docker-packages docker-images study test lint bench lab clean \
+  k8s-manifests
 
 help:
 	@echo "make study  [PROFILE=seed|quick|smoke] [BACKEND=local|docker]   run the whole study"
 	@echo "make test   set up and run every test"
 	@echo "make bench  side-by-side benchmarks (model, services, capacity)"
 	@echo "make lab    open the notebooks in JupyterLab"
+	@echo "make k8s-manifests [TARGET_RPS=N] [RUN=results/<id>] [PARALLELISM=N]   Kubernetes manifests"
 	@echo "make setup  install everything (idempotent); make clean  remove what setup and runs made"
 
 setup: system-packages $(VENV)/.installed $(SVC_STAMPS) $(GO_BIN) $(OTELCOL_BIN) $(VEGETA_STAMP)
@@ -117,6 +119,22 @@ bench: setup
 LAB_ARGS ?=
 lab: setup
 	$(VENV)/bin/jupyter lab notebooks/ $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
+
+# The study on Kubernetes (deploy/kubernetes/README.md): manifests generated from the sources the
+# local and Docker backends use, validated offline, into K8S_OUT (git-ignored). TARGET_RPS sizes
+# the Deployments from RUN's capacity (newest run with one if RUN is empty); PARALLELISM is the
+# k6 runners per TestRun; K8S_RUN_ID tags k6's series; REGISTRY prefixes the API images.
+K8S_OUT ?= results/kubernetes
+TARGET_RPS ?=
+RUN ?=
+PARALLELISM ?= 2
+K8S_RUN_ID ?= k8s
+REGISTRY ?=
+k8s-manifests: $(VENV)/.installed
+	@$(PY) -m helpers.model.artifacts
+	@$(PY) -m helpers.serving.kubernetes --out '$(K8S_OUT)' --target-rps '$(TARGET_RPS)' \
+	  --run '$(RUN)' --parallelism '$(PARALLELISM)' --run-id '$(K8S_RUN_ID)' \
+	  --profile '$(PROFILE)' --registry '$(REGISTRY)'
 
 # Local base images + wheelhouse + Go module cache, so images build with no registry (cached).
 docker-images: setup docker-packages
