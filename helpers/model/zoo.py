@@ -8,25 +8,21 @@ schema of train.save + convert.convert, hashes included), so all three services 
 unchanged. Sizes are chosen so the costs differ (hundreds of trees, a two-layer MLP, kNN
 keeping its training rows); the smoke profile shrinks them.
 
-Conversion is tried per input type ("float" first, then "double"): plain skl2onnx first,
-then with `helpers.model.repairs` when the plain graph does not convert or load. Each attempt
-is checked for parity on notebook 02's row sets plus, for tree models, rows on the split
-thresholds, against the pickle fed float64 (what the pickle service computes). The served
-model.onnx is the first attempt that passes; the manifest's `onnx.input_type` says which. A
-model that does not convert is a row with skl2onnx's reason, never an omission.
+Conversion (`helpers.model.zoo_convert`) is tried per input type, "float" first, then
+"double"; the served model.onnx is the first attempt that passes parity, and the manifest's
+`onnx.input_type` says which. A model that does not convert is a row with skl2onnx's reason,
+never an omission.
 """
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import onnx
-import pandas as pd
 from sklearn.base import BaseEstimator
 from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
 from sklearn.impute import SimpleImputer
@@ -38,14 +34,12 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.semi_supervised import LabelSpreading
 from sklearn.svm import SVC
 
-from helpers.model import convert, parity, repairs, train
 from helpers.model import manifest as manifest_io
+from helpers.model import train, zoo_convert
 
 ZOO_DIRNAME = "zoo"
 INPUT_TYPE_ORDER = ("float", "double")  # float32 first: what the seed's services feed
 PROFILES = ("seed", "quick", "smoke")
-THRESHOLD_BASE_STEP = 6  # every 6th test row is a base row for the split-threshold rows
-REASON_CHARS = 300
 
 
 def _imputer() -> SimpleImputer:
@@ -187,113 +181,6 @@ def train_model(spec: ModelSpec, split: dict[str, Any], profile: str) -> train.T
     )
 
 
-# --- conversion and parity -----------------------------------------------------------------
-
-
-@dataclass
-class Attempt:
-    """One input type's conversion: the graph and its parity, or why there is none."""
-
-    input_type: str
-    onnx_model: onnx.ModelProto | None = None
-    error: str | None = None  # why no graph (after repairs, if any applied)
-    plain_error: str | None = None  # why plain skl2onnx did not do, when repairs were needed
-    repairs: list[str] = field(default_factory=list)
-    parity: pd.DataFrame | None = None
-
-    @property
-    def converted(self) -> bool:
-        return self.onnx_model is not None
-
-    @property
-    def label_mismatches(self) -> int | None:
-        return None if self.parity is None else int(self.parity["label_mismatches"].sum())
-
-    @property
-    def max_abs_proba_diff(self) -> float | None:
-        return None if self.parity is None else float(self.parity["max_abs_proba_diff"].max())
-
-    @property
-    def passed(self) -> bool:
-        return self.parity is not None and bool(
-            self.label_mismatches == 0 and self.max_abs_proba_diff <= parity.TOLERANCE
-        )
-
-
-def reason(error: BaseException) -> str:
-    """The innermost cause of a conversion error, one line: skl2onnx wraps the real reason
-    (a protobuf TypeError, say) in a message that dumps every attribute of the node."""
-    while error.__cause__ is not None:
-        error = error.__cause__
-    text = str(error).strip().splitlines()[0] if str(error).strip() else ""
-    line = f"{type(error).__name__}: {text}"
-    return line if len(line) <= REASON_CHARS else line[: REASON_CHARS - 1] + "…"
-
-
-def _loadable(onnx_model: onnx.ModelProto) -> onnx.ModelProto:
-    onnx.checker.check_model(onnx_model, full_check=True)
-    convert.load_session(onnx_model.SerializeToString())  # raises if the runtime cannot run it
-    return onnx_model
-
-
-def convert_attempt(model: Pipeline, input_type: str) -> Attempt:
-    """Convert as skl2onnx does by itself; if that graph fails, once more with the repairs."""
-    attempt = Attempt(input_type)
-    try:
-        attempt.onnx_model = _loadable(convert.to_onnx_model(model, False, input_type))
-        return attempt
-    except Exception as error:  # any converter or runtime error is a finding, not a crash
-        attempt.plain_error = reason(error)
-    converters, shapes, applied = repairs.custom_converters(model, input_type)
-    try:
-        repaired = convert.to_onnx_model(model, False, input_type, converters, shapes)
-        if repairs.double_thresholds(repaired, model):
-            applied.append("double_thresholds")
-        if not applied:
-            raise RuntimeError("no repair applies")
-        attempt.onnx_model = _loadable(repaired)
-        attempt.repairs = applied
-    except Exception as error:
-        attempt.error = attempt.plain_error if not applied else reason(error)
-    return attempt
-
-
-def parity_sets(model: Pipeline, recorded: dict[str, Any], n_random: int) -> dict[str, Any]:
-    """Notebook 02's row sets, plus rows on the split thresholds for tree models."""
-    sets = parity.row_sets(recorded, n_random)
-    base = sets["test set"][::THRESHOLD_BASE_STEP]
-    on_thresholds = parity.threshold_rows(model, base)
-    if len(on_thresholds):
-        sets["rows on split thresholds"] = on_thresholds
-    return sets
-
-
-def check_parity(attempt: Attempt, model: Pipeline, sets: dict[str, Any]) -> Attempt:
-    if attempt.converted:
-        session = convert.load_session(attempt.onnx_model.SerializeToString())
-        attempt.parity = parity.compare(
-            model,
-            session,
-            sets,
-            attempt.input_type,
-            reference_dtype=np.float64,
-            probabilities_output=convert.PROBABILITIES_OUTPUT,
-        )
-    return attempt
-
-
-def choose_served(attempts: Sequence[Attempt]) -> Attempt | None:
-    """The first attempt that passes parity; else the converted one that disagrees least
-    (served, and flagged by `parity_passed: false` in the manifest); None if none converted."""
-    for attempt in attempts:
-        if attempt.passed:
-            return attempt
-    converted = [a for a in attempts if a.converted]
-    if not converted:
-        return None
-    return min(converted, key=lambda a: (a.label_mismatches, a.max_abs_proba_diff))
-
-
 # --- one model end to end ------------------------------------------------------------------
 
 
@@ -302,8 +189,8 @@ class ZooModel:
     spec: ModelSpec
     artifacts_dir: Path
     result: train.TrainingResult
-    attempts: list[Attempt]
-    served: Attempt | None
+    attempts: list[zoo_convert.Attempt]
+    served: zoo_convert.Attempt | None
 
     @property
     def manifest_path(self) -> Path:
@@ -316,36 +203,6 @@ class ZooModel:
     @property
     def estimator(self) -> str:
         return type(self.model.steps[-1][1]).__name__
-
-
-def _onnx_section(served: Attempt | None, attempts: Sequence[Attempt]) -> dict[str, Any]:
-    tried = {
-        a.input_type: {
-            "converted": a.converted,
-            "error": a.error,
-            "plain_error": a.plain_error,
-            "repairs": a.repairs,
-            "label_mismatches": a.label_mismatches,
-            "max_abs_proba_diff": a.max_abs_proba_diff,
-            "parity_passed": a.passed,
-        }
-        for a in attempts
-    }
-    if served is None:
-        return {"converted": False, "attempts": tried}
-    return {
-        "input_name": convert.INPUT_NAMES[served.input_type],
-        "target_opset": convert.TARGET_OPSET,
-        "ml_opset": convert.ML_OPSET,
-        "serving_file": "model.onnx",
-        "outputs": {"label": "int64 [N]", "probabilities": "float32 [N, n_classes]"},
-        "probabilities_output": convert.PROBABILITIES_OUTPUT,
-        "input_type": served.input_type,
-        "repairs": served.repairs,
-        "parity_passed": served.passed,
-        "converted": True,
-        "attempts": tried,
-    }
 
 
 def build(
@@ -364,11 +221,12 @@ def build(
     recorded = train.save(result, out_dir)  # model.pkl + a fresh manifest (old files invalid)
     for stale in out_dir.glob("*.onnx"):
         stale.unlink()
-    sets = parity_sets(result.model, recorded, n_random)
+    sets = zoo_convert.parity_sets(result.model, recorded, n_random)
     attempts = [
-        check_parity(convert_attempt(result.model, t), result.model, sets) for t in spec.input_types
+        zoo_convert.check_parity(zoo_convert.convert_attempt(result.model, t), result.model, sets)
+        for t in spec.input_types
     ]
-    served = choose_served(attempts)
+    served = zoo_convert.choose_served(attempts)
     written = []
     if served is not None:
         path = out_dir / "model.onnx"
@@ -377,7 +235,7 @@ def build(
     manifest_io.record_artifacts(
         out_dir / manifest_io.MANIFEST_NAME,
         *written,
-        onnx=_onnx_section(served, attempts),
+        onnx=zoo_convert.manifest_section(served, attempts),
         zoo={
             "name": spec.name,
             "description": spec.description,
@@ -408,6 +266,3 @@ def verify(model_dir: Path) -> list[str]:
     for name in names:
         manifest_io.verify(Path(model_dir) / manifest_io.MANIFEST_NAME, Path(model_dir) / name)
     return names
-
-
-# --- tables --------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ import pytest
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.linear_model import LogisticRegression
 
-from helpers.model import convert, parity, zoo, zoo_report
+from helpers.model import convert, parity, zoo, zoo_convert, zoo_report
 from helpers.model import manifest as manifest_io
 
 CONVERTIBLE = ("random_forest", "hist_gradient_boosting", "svc", "mlp", "knn")
@@ -106,7 +106,7 @@ def _perturbed(model_path: Path) -> bytes:
 @pytest.mark.parametrize("name", CONVERTIBLE)
 def test_a_perturbed_model_fails_parity(built: dict, name: str) -> None:
     zm = built[name]
-    sets = zoo.parity_sets(zm.model, manifest_io.load(zm.manifest_path), n_random=300)
+    sets = zoo_convert.parity_sets(zm.model, manifest_io.load(zm.manifest_path), n_random=300)
     broken = convert.load_session(_perturbed(zm.artifacts_dir / "model.onnx"))
     table = parity.compare(zm.model, broken, sets, name, reference_dtype=np.float64)
     assert not parity.ParityReport(table, parity.summarize(table)).passed
