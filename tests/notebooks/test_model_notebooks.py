@@ -1,4 +1,5 @@
-"""Notebooks 01 → 02 run headless through helpers.study; assert on the values they wrote."""
+"""Notebooks 01 → 02, run headless through helpers.study (the folder's one smoke study);
+assert on the values they wrote."""
 
 from __future__ import annotations
 
@@ -10,26 +11,15 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from helpers import study
 from helpers.model import manifest, parity
 
 pytestmark = pytest.mark.notebooks
 
 
 @pytest.fixture(scope="module")
-def study_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("study")
-    argv = [
-        "--profile", "smoke",
-        "--backend", "local",
-        "--run-id", "model-notebooks",
-        "--results-dir", str(root / "results"),
-        "--artifacts-dir", str(root / "artifacts"),
-        "--notebooks", "01,02",
-        "--timeout", "600",
-    ]  # fmt: skip
-    assert study.main(argv) == 0, "the model notebooks failed (see the error printed above)"
-    return {"run": root / "results" / "model-notebooks", "artifacts": root / "artifacts"}
+def study_run(smoke_study: dict) -> dict[str, Path]:
+    """01 and 02 as the folder's one smoke study ran them (conftest.py)."""
+    return {"run": smoke_study["run"], "artifacts": smoke_study["artifacts"]}
 
 
 def test_manifest_written_by_01_and_02(study_run: dict[str, Path], model_artifacts: Path) -> None:

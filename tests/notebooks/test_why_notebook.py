@@ -1,5 +1,5 @@
-"""Notebook 07 runs headless through helpers.study at smoke size, after 01, 02 and 04 of the
-same run folder (the load test it explains); assert on the `ablation` section it wrote to
+"""Notebook 07, run headless through helpers.study at smoke size in the folder's one smoke
+study (after the load test it explains); assert on the `ablation` section it wrote to
 summary.json and on run_dir/ablation/ablation.json."""
 
 from __future__ import annotations
@@ -10,35 +10,16 @@ from pathlib import Path
 
 import pytest
 
-from helpers import study
 from helpers.load import ablation, ablation_plan, factors
-from helpers.net import free_port
-from helpers.serving import ports
 from helpers.serving.services import SERVICE_NAMES
 
 pytestmark = pytest.mark.notebooks
 
 
 @pytest.fixture(scope="module")
-def why_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("why-study")
-    mp = pytest.MonkeyPatch()
-    for key in (*SERVICE_NAMES, "prometheus"):  # the seed's ports may be taken on this host
-        mp.setenv(ports.variable(key), str(free_port()))
-    argv = [
-        "--profile", "smoke",
-        "--run-id", "why-notebook",
-        "--results-dir", str(root / "results"),
-        "--artifacts-dir", str(root / "artifacts"),
-        "--notebooks", "01,02,04,07",
-    ]  # fmt: skip
-    try:
-        status = study.main(argv)
-    finally:
-        mp.undo()
-    run = root / "results" / "why-notebook"
-    assert status == 0, (run / "study.json").read_text() if run.exists() else status
-    return run
+def why_run(smoke_study: dict) -> Path:
+    """07 as the folder's one smoke study ran it (conftest.py), after the load test it explains."""
+    return smoke_study["run"]
 
 
 @pytest.fixture(scope="module")

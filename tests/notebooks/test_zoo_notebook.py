@@ -1,5 +1,5 @@
-"""Notebook 08 runs headless through helpers.study at smoke size (after 01 → 02, whose
-artifacts it needs); assert on the values it wrote to run_dir/zoo/zoo.json."""
+"""Notebook 08, run headless through helpers.study at smoke size in the folder's one smoke
+study (after 01 → 02, whose artifacts it needs); assert on what it wrote to run_dir/zoo/zoo.json."""
 
 from __future__ import annotations
 
@@ -9,27 +9,16 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from helpers import study
 from helpers.model import manifest, zoo
 
 pytestmark = pytest.mark.notebooks
 
 
 @pytest.fixture(scope="module")
-def zoo_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("zoo-study")
-    argv = [
-        "--profile", "smoke",
-        "--backend", "local",
-        "--run-id", "zoo-notebook",
-        "--results-dir", str(root / "results"),
-        "--artifacts-dir", str(root / "artifacts"),
-        "--notebooks", "01,02,08",
-        "--timeout", "900",
-    ]  # fmt: skip
-    assert study.main(argv) == 0, "notebook 08 (or 01/02) failed (see the error printed above)"
-    run = root / "results" / "zoo-notebook"
-    return {"run": run, "artifacts": root / "artifacts", "record": run / "zoo" / "zoo.json"}
+def zoo_run(smoke_study: dict) -> dict[str, Path]:
+    """08 as the folder's one smoke study ran it (conftest.py), after 01 → 07."""
+    run = smoke_study["run"]
+    return {"run": run, "artifacts": smoke_study["artifacts"], "record": run / "zoo" / "zoo.json"}
 
 
 @pytest.fixture(scope="module")
