@@ -29,6 +29,7 @@ from typing import Any
 
 from helpers import net, paths
 from helpers.serving import (
+    cgroup_removal,
     cgroup_stats,
     cgroups,
     collector,
@@ -143,7 +144,7 @@ class LocalStack(Stack):
     def _start(self) -> None:
         self.logs_dir.mkdir(parents=True, exist_ok=True)
         freeze_manifest(self.artifacts_dir, self.stack_dir)
-        self.stale_cgroups_removed = cgroups.clean_stale(keep_run=self.run_id)
+        self.stale_cgroups_removed = cgroup_removal.clean_stale(keep_run=self.run_id)
         self._create_cgroups()
         if self.telemetry == "collector":
             address = f"{HOST}:{self.ports[collector.PORT_KEYS['OTELCOL_PROMETHEUS_ENDPOINT']]}"
@@ -347,11 +348,11 @@ class LocalStack(Stack):
             stop_all([self.processes[n] for n in names if n in self.processes])
         for group in self.cgroups.values():
             try:
-                cgroups.remove_cgroup(group)
+                cgroup_removal.remove_cgroup(group)
             except (OSError, cgroups.CgroupError) as error:
                 errors.append(error)
         try:
-            cgroups.remove_run(self.run_id)
+            cgroup_removal.remove_run(self.run_id)
         except OSError as error:
             errors.append(error)
         atexit.unregister(self.stop)

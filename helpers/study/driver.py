@@ -38,7 +38,7 @@ from nbconvert import HTMLExporter
 
 from helpers import paths
 from helpers.load.profiles import MODE_CHOICES, PROFILES_FILE, get_profile
-from helpers.serving import cgroups
+from helpers.serving import cgroup_removal
 from helpers.serving.stack import read_exits, run_id_of
 
 NOTEBOOKS: list[str] = [
@@ -234,7 +234,7 @@ def run_notebooks(
         # The run's own stack and those of its parts (capacity/, ladder/…): each recorded
         # where it ran, under a run id of its own.
         stacks = {run_id_of(record.parent.parent) for record in run_dir.rglob("stack/stack.json")}
-        removed = [path for run_id in sorted(stacks) for path in cgroups.remove_all(run_id)]
+        removed = [path for run_id in sorted(stacks) for path in cgroup_removal.remove_all(run_id)]
         print(
             f"\nSTUDY INTERRUPTED in {record['interrupted_in']}: everything it started is "
             f"stopped{f' ({len(removed)} cgroups removed)' if removed else ''}; what was measured "

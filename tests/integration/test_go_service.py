@@ -44,7 +44,7 @@ from test_python_services import (  # the stand-in OTLP receiver and the parse s
 from helpers.model import manifest as manifest_io
 from helpers.model import zoo
 from helpers.net import free_port, poll, wait_until_ready
-from helpers.serving import cgroups
+from helpers.serving import cgroup_removal, cgroups
 from helpers.serving.services import all_services
 from helpers.serving.stack import gomaxprocs_from_log
 
@@ -399,8 +399,8 @@ def half_cpu_cgroup() -> Iterator[cgroups.Cgroup]:
     if not group.enforced:
         pytest.skip(f"no cgroup for a 0.5 CPU limit: {group.reason}")
     yield group
-    cgroups.remove_cgroup(group)
-    cgroups.remove_run(run_id)
+    cgroup_removal.remove_cgroup(group)
+    cgroup_removal.remove_run(run_id)
 
 
 @pytest.mark.parametrize(

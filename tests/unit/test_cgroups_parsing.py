@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from prometheus_client import generate_latest
 
-from helpers.serving import cgroup_stats, cgroups
+from helpers.serving import cgroup_removal, cgroup_stats, cgroups
 from helpers.serving import exporter as cgroup_exporter
 
 
@@ -73,7 +73,7 @@ def test_unwritable_hierarchy_gives_the_unlimited_marker_with_a_reason(tmp_path:
     assert "cannot write cgroup" in group.reason
     assert cgroup_stats.read_limits(group).cpu_cores is None
     cgroups.join_before_exec(group)()  # a no-op, not an error
-    cgroups.remove_cgroup(group)
+    cgroup_removal.remove_cgroup(group)
 
 
 @pytest.mark.parametrize(
