@@ -1,12 +1,15 @@
-"""Local base images, the wheelhouse and the Go module cache, proven by offline image builds.
+"""Local stand-ins for the docker backend's base images: made once, cached by their inputs.
 
 The engine is the one the docker backend uses (`.build/docker-engine`, or a running engine
 that is borrowed), so the images made here are the ones the stack test builds on; they are
 cached, and a second run rebuilds nothing. Cold, `prepare()` takes ~5 min on two shared cores
 (three debootstraps dominate).
 
-Every build here runs with no network at all: the proof that an image builds from the
-wheelhouse / module cache alone, not from a registry that happens to be reachable.
+That the wheelhouse and the module cache are complete is proven where it matters, by the
+services' own builds in test_docker_stack.py: their Dockerfiles install with `pip --no-index`
+from the wheelhouse and build Go with `GOPROXY=off` from the module cache, on an engine whose
+builds have no network (test_docker_engine.py::test_builds_have_no_network). Proving it again
+here with separate images cost two and a half minutes of every `make test`.
 
 Skipped, with the reason printed, only where no engine can be started.
 """
@@ -14,8 +17,6 @@ Skipped, with the reason printed, only where no engine can be started.
 from __future__ import annotations
 
 import contextlib
-import re
-import subprocess
 import textwrap
 import time
 from collections.abc import Iterator
@@ -125,116 +126,3 @@ def test_a_second_prepare_rebuilds_nothing(client, images: dict[str, str]) -> No
     again = docker_images.prepare(client)
     assert again == images
     assert {variable: client.images.get(image).id for variable, image in again.items()} == ids
-
-
-def _build(client, context: Path, tag: str, buildargs: dict[str, str]) -> None:
-    import docker.errors
-
-    try:
-        client.images.build(
-            path=str(context),
-            tag=tag,
-            buildargs=buildargs,
-            network_mode="none",
-            rm=True,
-            forcerm=True,
-        )
-    except docker.errors.BuildError as error:
-        log = "".join(str(c.get("stream") or c.get("error") or "") for c in error.build_log)
-        pytest.fail(f"build of {tag} failed: {error}\n{log[-4000:]}")
-
-
-def test_python_packages_install_offline_from_the_wheelhouse(
-    client, images: dict[str, str], tmp_path: Path
-) -> None:
-    """The services' own requirements, with --no-index: every wheel must be in the wheelhouse."""
-    wheelhouse = docker_images.build_wheelhouse()
-    context = tmp_path / "context"
-    context.mkdir()
-    subprocess.run(["cp", "-al", str(wheelhouse), str(context / "wheelhouse")], check=True)
-    for service in docker_images.PYTHON_SERVICES:
-        requirements = paths.SERVICES_DIR / service / "requirements.txt"
-        (context / f"{service}.txt").write_bytes(requirements.read_bytes())
-    (context / "Dockerfile").write_text(
-        textwrap.dedent(
-            """\
-            ARG PYTHON_IMAGE
-            FROM ${PYTHON_IMAGE}
-            COPY . /src
-            RUN python -m venv /pkl && /pkl/bin/pip install --no-index \\
-                  --find-links /src/wheelhouse -r /src/python-api-pkl.txt \\
-             && /pkl/bin/python -c "import sklearn, fastapi, uvicorn"
-            RUN python -m venv /onnx && /onnx/bin/pip install --no-index \\
-                  --find-links /src/wheelhouse -r /src/python-api-onnx.txt \\
-             && /onnx/bin/python -c "import onnxruntime, fastapi, uvicorn"
-            """
-        )
-    )
-    _build(
-        client,
-        context,
-        "onnx-study-test/wheelhouse-proof",
-        {"PYTHON_IMAGE": images["PYTHON_IMAGE"]},
-    )
-    out = _run(
-        client,
-        "onnx-study-test/wheelhouse-proof",
-        ["/onnx/bin/python", "-c", "import onnxruntime; print(onnxruntime.__version__)"],
-    )
-    pinned = re.search(
-        r"^onnxruntime==(\S+)",
-        (paths.SERVICES_DIR / "python-api-onnx" / "requirements.txt").read_text(),
-        re.MULTILINE,
-    )
-    assert pinned and out == pinned.group(1)
-
-
-def test_go_builds_offline_from_the_module_cache(
-    client, images: dict[str, str], tmp_path: Path
-) -> None:
-    """A cgo program using a module of the service's graph builds with GOPROXY=off."""
-    context = tmp_path / "context"
-    (context / "cmd" / "probe").mkdir(parents=True)
-    for name in ("go.mod", "go.sum"):
-        (context / name).write_bytes((docker_images.GO_MODULE_DIR / name).read_bytes())
-    (context / "cmd" / "probe" / "main.go").write_text(
-        textwrap.dedent(
-            """\
-            package main
-
-            // int answer(void) { return 42; }
-            import "C"
-
-            import (
-            \t"fmt"
-
-            \t"github.com/go-chi/chi/v5"
-            )
-
-            func main() { fmt.Println(chi.NewRouter() != nil, C.answer()) }
-            """
-        )
-    )
-    (context / "Dockerfile").write_text(
-        textwrap.dedent(
-            """\
-            ARG GO_IMAGE
-            ARG DEBIAN_IMAGE
-            FROM ${GO_IMAGE} AS build
-            WORKDIR /src
-            COPY go.mod go.sum ./
-            RUN go mod download
-            COPY . .
-            RUN CGO_ENABLED=1 go build -trimpath -o /out/probe ./cmd/probe
-            FROM ${DEBIAN_IMAGE}
-            COPY --from=build /out/probe /usr/local/bin/probe
-            """
-        )
-    )
-    _build(
-        client,
-        context,
-        "onnx-study-test/gomodcache-proof",
-        {"GO_IMAGE": images["GO_IMAGE"], "DEBIAN_IMAGE": images["DEBIAN_IMAGE"]},
-    )
-    assert _run(client, "onnx-study-test/gomodcache-proof", ["probe"]) == "true 42"
