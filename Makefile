@@ -110,7 +110,7 @@ test: setup docker-packages lint
 	# A count, not a duration: go1.26's fuzz coordinator can fail a clean run with
 	# "context deadline exceeded" when a -fuzztime duration expires (golang/go#75804).
 	cd go-api-onnx && go test -run '^$$' -fuzz FuzzDecodePredictRequest -fuzztime 300000x ./internal/httpapi
-	$(PY) -m pytest -ra
+	$(PY) -m pytest -ra --durations=15  # the slowest, so a slow `make test` says where its time went
 
 bench: setup
 	$(PY) -m helpers.bench
