@@ -86,7 +86,8 @@ def build(args: argparse.Namespace) -> tuple[dict[str, list[dict]], list[sizing.
         sources.image("prometheus", spec), sources.prometheus_flags(spec), sources.scrape_timing()
     )
     replicas = {s.service: s.replicas for s in sized}
-    for api in sources.apis(spec):
+    apis = sources.apis(spec)
+    for api in apis:
         files[f"30-{api.name}.yaml"] = objects.api_objects(
             api, budget, replicas[api.name], args.registry
         )
@@ -100,7 +101,7 @@ def build(args: argparse.Namespace) -> tuple[dict[str, list[dict]], list[sizing.
         run = testruns.seed(profile, mode, run_id, parallelism, k6_image)
         files[f"testruns/{run['metadata']['name']}.yaml"] = [run]
     measured = {s.service: s.capacity_rps for s in sized}
-    for api in sources.apis(spec):
+    for api in apis:
         rate = int(measured.get(api.name) or args.capacity_rps)
         run = testruns.capacity(api.name, rate, run_id, parallelism, k6_image)
         files[f"testruns/{run['metadata']['name']}.yaml"] = [run]

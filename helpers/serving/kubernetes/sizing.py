@@ -39,8 +39,7 @@ class Sizing:
         bound = " — an upper bound: the capacity is a lower bound" if self.upper_bound else ""
         return (
             f"{self.service}: {at_most}{self.replicas} replica{'s' if self.replicas > 1 else ''} "
-            "for "
-            f"{self.plan.target_rps:g} req/s at {self.note}, "
+            f"for {self.plan.target_rps:g} req/s at {self.note}, "
             f"{cost.money(self.plan.monthly_dollars, self.upper_bound)}/month{bound}"
         )
 
@@ -92,7 +91,7 @@ def size(target_rps: float | None, summary: Path | None) -> list[Sizing]:
                   "no RUN was given: the target rate is not used")  # fmt: skip
         return [_one(s, reason) for s in SERVICE_NAMES]
     data = _read(summary)
-    headroom = float(data.get("cost", {}).get("headroom", DEFAULT_HEADROOM))
+    headroom = headroom_of(summary)
     prices = cost.Prices(**data["cost"]["prices"]) if "prices" in data.get("cost", {}) else None
     prices = prices or cost.FARGATE_US_EAST_1
     cost.validate([target_rps], prices, headroom)
