@@ -52,8 +52,10 @@ def check_run_id(run_id: str) -> str:
     return run_id
 
 
-def _env(run_id: str, push_interval_s: float, **variables: str) -> list[dict[str, Any]]:
-    apis = sources.apis()
+def _env(
+    run_id: str, push_interval_s: float, apis: list[sources.ApiSource], **variables: str
+) -> list[dict[str, Any]]:
+    """k6's environment against `apis` (TARGETS: their cluster URLs)."""
     targets = {api.name: objects.service_url(api) for api in apis}
     ranges = {"configMapKeyRef": {"name": objects.MODEL_CONFIGMAP,
                                   "key": objects.FEATURE_RANGES_KEY}}  # fmt: skip
@@ -96,6 +98,7 @@ def seed(profile: Profile, mode: str, run_id: str, parallelism: int, image: str)
     env = _env(
         run_id,
         profile.push_interval_s,
+        sources.apis(),
         PROFILE=profile.name,
         PROFILE_JSON=json.dumps(profile.raw),
         MODE=mode,
@@ -112,14 +115,12 @@ def capacity(service: str, rate_rps: int, run_id: str, parallelism: int, image: 
     apis = {api.name: api for api in sources.apis()}
     if service not in apis:
         raise ValueError(f"service {service!r} is unknown; expected one of {', '.join(apis)}")
-    env = _env(
+    env = _env(  # capacity.js loads exactly one service
         run_id,
         1.0,
+        [apis[service]],
         RATE=str(rate_rps),
         DURATION_S=f"{sweeps.SIZES['seed'].step_s:g}",
     )
-    for variable in env:  # capacity.js loads exactly one service
-        if variable["name"] == "TARGETS":
-            variable["value"] = json.dumps({service: objects.service_url(apis[service])})
     name = f"{check_run_id(run_id)}-cap-{service}"
     return _testrun(name, CAPACITY_SCRIPT, check_parallelism(parallelism), env, image)
