@@ -32,6 +32,12 @@ pytestmark = pytest.mark.notebooks
 STUDY_BOUND_S = 300  # a smoke 04 + 05 runs in about a minute
 
 
+def _ctrl_c_not_ignored() -> None:
+    """A terminal's foreground job reacts to Ctrl-C. A shell starts a background job (`make
+    test &`) with SIGINT ignored, and exec keeps that; the driver must not inherit it here."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _start_study(tmp_path: Path, artifacts_dir: Path, run_id: str, notebooks: str):
     env = dict(os.environ)
     for key in (*SERVICE_NAMES, "prometheus"):
@@ -43,6 +49,7 @@ def _start_study(tmp_path: Path, artifacts_dir: Path, run_id: str, notebooks: st
     driver = subprocess.Popen(
         argv, cwd=paths.REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
         start_new_session=True,  # its own process group, as a terminal's foreground job
+        preexec_fn=_ctrl_c_not_ignored,
     )  # fmt: skip
     return driver, tmp_path / run_id
 
