@@ -23,6 +23,7 @@ turn, so none of them sits in a quiet or a busy stretch of the machine alone.
 from __future__ import annotations
 
 import math
+import statistics
 import threading
 import time
 from collections.abc import Callable
@@ -236,11 +237,14 @@ def _rounds(stack, comparisons, targets, window_s, min_rounds, max_rounds, min_e
 
 class Tails:
     """Reads each window's CPU counter `TAIL_S` after it ends (a timer per window), or when
-    its instance's next window starts, whichever is first; the window is logged then."""
+    its instance's next window starts, whichever is first; the window is logged then. The
+    last round's tails are read after as long as that arm's earlier tails lasted, so every
+    round of an arm counts the same stretch of idle time."""
 
     def __init__(self, stack: Any, log: windows.WindowLog | None) -> None:
         self.stack, self.log = stack, log
-        self.pending: dict[str, tuple[threading.Timer, Callable[[], None]]] = {}
+        self.pending: dict[str, tuple[threading.Timer, Callable[[], None], Window]] = {}
+        self.lengths: dict[str, list[float]] = {}  # target → its tails so far
         self.lock = threading.Lock()
 
     def follow(self, window: Window, into: dict[str, Window], label: str, name: str) -> None:
@@ -251,6 +255,7 @@ class Tails:
                 del self.pending[window.target]
             counter = self.stack.usage(window.target).cpu_usage_seconds
             tail = max(0.0, time.time() - window.ended_at)
+            self.lengths.setdefault(window.target, []).append(tail)
             done = replace(
                 window, cpu_with_tail_s=counter - window.cpu_counter_at_start, tail_s=tail
             )
@@ -261,7 +266,7 @@ class Tails:
         timer = threading.Timer(TAIL_S, read)
         timer.daemon = True
         with self.lock:
-            self.pending[window.target] = (timer, read)
+            self.pending[window.target] = (timer, read, window)
         timer.start()
 
     def cut(self, target: str) -> None:
@@ -272,11 +277,17 @@ class Tails:
             entry[1]()
 
     def flush(self) -> None:
-        """Let the open tails run their course (at most TAIL_S): the last round counts too."""
+        """Read the open tails when they are as long as their arm's earlier ones (TAIL_S if
+        there were none): the last round counts too, and like the others."""
         with self.lock:
-            timers = [timer for timer, _ in self.pending.values()]
-        for timer in timers:
-            timer.join(TAIL_S + 5.0)
+            entries = list(self.pending.items())
+        for target, (_, _, window) in sorted(entries, key=lambda e: e[1][2].ended_at):
+            earlier = self.lengths.get(target)
+            length = statistics.median(earlier) if earlier else TAIL_S
+            wait = window.ended_at + length - time.time()
+            if wait > 0:
+                time.sleep(wait)  # the tail is measured time, not a wait for readiness
+            self.cut(target)
 
 
 def from_log(rows: list[dict[str, Any]], comparison: Comparison) -> Comparison:
