@@ -151,11 +151,15 @@ def _vegeta() -> Path:
     return VEGETA
 
 
-def _attack(targets: Path, rate: int, duration_s: float, results: Path, log: Path) -> float:
-    """Run vegeta's attack to its end; returns its CPU seconds (user + system, from wait4)."""
+def _attack(
+    targets: Path, rate: int, duration_s: float, results: Path, log: Path, connections: int | None
+) -> float:
+    """Run vegeta's attack to its end; returns its CPU seconds (user + system, from wait4).
+    `connections` fixes the requests in flight (else the pool grows as the rate needs)."""
+    workers, most = (connections, connections) if connections else (10, MAX_WORKERS)
     argv = [str(_vegeta()), "attack", "-format=json", f"-targets={targets}"]
     argv += [f"-rate={rate}/s", f"-duration={duration_s:g}s", f"-timeout={TIMEOUT_S:g}s"]
-    argv += ["-workers=10", f"-max-workers={MAX_WORKERS}", "-max-body=0", f"-output={results}"]
+    argv += [f"-workers={workers}", f"-max-workers={most}", "-max-body=0", f"-output={results}"]
     with log.open("ab") as sink:
         child = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=sink, stderr=sink)
     deadline = time.monotonic() + duration_s + TIMEOUT_S + EXIT_MARGIN_S
@@ -198,6 +202,7 @@ def measure(
     label: str = "",
     round_: int = 0,
     batch: int = 1,
+    connections: int | None = None,
 ) -> Window:
     """One window against `target` of a running stack (bounded: the window, the request
     timeout and a margin). Raises RuntimeError if the instance has exited."""
@@ -207,7 +212,7 @@ def measure(
     results, log = scratch / f"{target}.bin", scratch / "vegeta.log"
     before = stack.usage(target)
     started = time.time()
-    generator_s = _attack(Path(targets), rate, window_s, results, log)
+    generator_s = _attack(Path(targets), rate, window_s, results, log, connections)
     ended = time.time()
     after = stack.usage(target)
     report = _report(results)
