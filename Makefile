@@ -103,6 +103,7 @@ lint: $(VENV)/.installed
 	@test -z "$$(gofmt -l go-api-onnx)" || { echo "gofmt needed:"; gofmt -l go-api-onnx; exit 1; }
 	cd go-api-onnx && go vet ./...
 	$(PY) -m helpers.study.hygiene notebooks
+	$(VENV)/bin/lint-imports --no-cache --no-logo
 
 test: setup docker-packages lint
 	$(PY) -m helpers.model.artifacts
