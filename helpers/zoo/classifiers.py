@@ -24,6 +24,7 @@ from typing import Any
 
 import onnx
 from sklearn.base import BaseEstimator
+from sklearn.calibration import CalibratedClassifierCV
 from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
 from sklearn.impute import SimpleImputer
 from sklearn.model_selection import GridSearchCV
@@ -96,8 +97,12 @@ KNOWN: dict[str, ModelSpec] = {
         ),
         ModelSpec(
             "svc",
-            "SVC, RBF kernel, probability=True (Platt scaling, 5-fold inside fit)",
-            lambda profile, seed: _pipeline(SVC(probability=True, random_state=seed), scaled=True),
+            "SVC, RBF kernel, Platt-scaled by CalibratedClassifierCV (5-fold, ensemble=False)",
+            lambda profile, seed: _pipeline(
+                # scikit-learn 1.9's replacement for the deprecated SVC(probability=True)
+                CalibratedClassifierCV(SVC(random_state=seed), ensemble=False),
+                scaled=True,
+            ),
         ),
         ModelSpec(
             "mlp",

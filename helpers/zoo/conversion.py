@@ -8,6 +8,7 @@ zoo's table has a row for it.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +23,10 @@ from helpers.zoo import repairs
 
 THRESHOLD_BASE_STEP = 6  # every 6th test row is a base row for the split-threshold rows
 REASON_CHARS = 300
+# skl2onnx 1.20's SVC converter reads `probA_`/`probB_` of every SVC, attributes scikit-learn
+# 1.9 deprecated along with SVC(probability=True). The zoo's SVC does not use that path (it is
+# Platt-scaled by CalibratedClassifierCV): the attributes are empty and the graph ignores them.
+SKL2ONNX_READS_SVC_PROBABILITY = r"Attribute `prob[AB]_` was deprecated"
 
 
 @dataclass
@@ -72,6 +77,14 @@ def _loadable(onnx_model: onnx.ModelProto) -> onnx.ModelProto:
 
 def convert_attempt(model: Pipeline, input_type: str) -> Attempt:
     """Convert as skl2onnx does by itself; if that graph fails, once more with the repairs."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", message=SKL2ONNX_READS_SVC_PROBABILITY, category=FutureWarning
+        )
+        return _convert_attempt(model, input_type)
+
+
+def _convert_attempt(model: Pipeline, input_type: str) -> Attempt:
     attempt = Attempt(input_type)
     try:
         attempt.onnx_model = _loadable(convert.to_onnx_model(model, False, input_type))

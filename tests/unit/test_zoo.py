@@ -185,3 +185,12 @@ def test_threshold_rows_sit_on_the_split_thresholds(built: dict) -> None:
     assert rows[0, feature] == threshold and rows[1, feature] == round(threshold, 2)
     assert rows[2, feature] > threshold > rows[3, feature]
     assert len(parity.threshold_rows(built["svc"].model, base)) == 0  # no trees, no rows
+
+
+def test_the_svc_is_platt_scaled_without_deprecated_parameters(built: dict):
+    """scikit-learn 1.9 deprecates SVC(probability=True) (removed in 1.11): the zoo's SVC is
+    calibrated by CalibratedClassifierCV instead, trains without a warning, and converts."""
+    svc = built["svc"]
+    assert svc.estimator == "CalibratedClassifierCV"
+    assert svc.result.deprecation_warnings == []
+    assert svc.served is not None and svc.served.passed
