@@ -65,7 +65,7 @@ def _literals(value: Any) -> Any:
 
 
 def build(args: argparse.Namespace) -> tuple[dict[str, list[dict]], list[replicas.Sizing], dict]:
-    """Every file's objects (name → objects), the sizing, and replicas.json's record."""
+    """Every file's objects (name → objects), the sizing, and sizing.json's record."""
     target = None if args.reference else replicas.parse_target(args.target_rps)
     parallelism = testruns.check_parallelism(args.parallelism)
     run_id = testruns.check_run_id(args.run_id)
@@ -124,7 +124,7 @@ def write(files: dict[str, list[dict]], out: Path, record: dict | None) -> None:
             (staging / name).parent.mkdir(parents=True, exist_ok=True)
             (staging / name).write_text(_dump(objs))
         if record is not None:
-            (staging / "replicas.json").write_text(json.dumps(record, indent=2) + "\n")
+            (staging / "sizing.json").write_text(json.dumps(record, indent=2) + "\n")
         (staging / MARKER).write_text("helpers.kubernetes\n")
         shutil.rmtree(out, ignore_errors=True)
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -151,7 +151,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
-        files, sized, record = build(args)  # record: what replicas.json keeps
+        files, sized, record = build(args)  # record: what sizing.json keeps
         write(files, Path(args.out), None if args.reference else record)
     except (ValueError, FileNotFoundError, validate.InvalidManifest) as error:
         print(f"k8s-manifests: {error}", file=sys.stderr)
