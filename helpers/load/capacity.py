@@ -1,6 +1,6 @@
 """Capacity: per service, the highest constant arrival rate that holds the objective.
 
-Objective (ARCHITECTURE.md): p95 ≤ 25 ms, errors < 0.1 %, requests not sent on time < 1 %,
+Objective (docs/measuring.md): p95 ≤ 25 ms, errors < 0.1 %, requests not sent on time < 1 %,
 under the stack's limits (0.5 CPU / 128 MiB). Each probe is `repeats` steps
 (helpers.load.steps) at one rate against one service; a rate passes only if every repeat
 passes, because near the CPU quota results are not monotonic (a lucky 8 s can pass a rate the

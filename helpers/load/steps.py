@@ -25,7 +25,7 @@ from helpers.serving.protocol import Stack
 
 CAPACITY_SCRIPT = paths.K6_DIR / "capacity.js"
 GENERATORS = ("vegeta", "k6")
-P95_MS, ERROR_RATE, BEHIND_RATIO = 25.0, 0.001, 0.01  # the objective (ARCHITECTURE.md)
+P95_MS, ERROR_RATE, BEHIND_RATIO = 25.0, 0.001, 0.01  # the objective (docs/measuring.md)
 SERVICE_BOUND_CPU_SHARE = 0.85  # a failing service that used < 85 % of its quota wasn't the limit
 
 

@@ -272,8 +272,9 @@ COUNTERS: dict[str, Query] = {
     ),
 }
 
-# The metric names of the contract (ARCHITECTURE.md, "Metrics contract") with the label that
-# names the service in each: the smoke test asserts every one has a series for every service.
+# The metric names the study reads (docs/measuring.md, "The metrics the study reads") with the
+# label that names the service in each: the smoke test asserts every one has a series for every
+# service.
 CONTRACT_METRICS: dict[str, str] = {
     "http_server_request_duration_seconds_bucket": "job",
     "http_server_request_duration_seconds_sum": "job",
