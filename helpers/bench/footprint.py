@@ -156,7 +156,7 @@ def run(
 
 
 def section(args: argparse.Namespace) -> None:
-    """The `make bench` entry (helpers.bench.SECTIONS)."""
+    """The `make bench` entry (helpers.bench.driver.SECTIONS)."""
     run(artifacts_dir=args.artifacts_dir)
 
 

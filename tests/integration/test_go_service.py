@@ -369,8 +369,9 @@ def test_the_published_configuration_serves(
     model_artifacts: Path,
     otlp_sink: OtlpSink,  # noqa: F811
 ) -> None:
-    """Every as-published factor at once (FACTS.md): access log, spans every 3 s, the ZipMap
-    model with all outputs fetched, ORT's default pool spinning, GOMAXPROCS = host CPUs."""
+    """Every as-published factor at once (docs/original-post.md): access log, spans every 3 s,
+    the ZipMap model with all outputs fetched, ORT's default pool spinning, GOMAXPROCS = host
+    CPUs."""
     overrides = {
         "ACCESS_LOG": "1",
         "OTEL_TRACES_EXPORTER": "otlp",
