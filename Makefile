@@ -103,6 +103,7 @@ lint: $(VENV)/.installed
 	@test -z "$$(gofmt -l go-api-onnx)" || { echo "gofmt needed:"; gofmt -l go-api-onnx; exit 1; }
 	cd go-api-onnx && go vet ./...
 	$(PY) -m helpers.study.hygiene notebooks
+	$(VENV)/bin/lint-imports --no-cache --no-logo
 
 test: setup docker-packages lint
 	$(PY) -m helpers.model.artifacts
@@ -132,15 +133,15 @@ K8S_RUN_ID ?= k8s
 REGISTRY ?=
 k8s-manifests: $(VENV)/.installed
 	@$(PY) -m helpers.model.artifacts
-	@$(PY) -m helpers.serving.kubernetes --out '$(K8S_OUT)' --target-rps '$(TARGET_RPS)' \
+	@$(PY) -m helpers.kubernetes --out '$(K8S_OUT)' --target-rps '$(TARGET_RPS)' \
 	  --run '$(RUN)' --parallelism '$(PARALLELISM)' --run-id '$(K8S_RUN_ID)' \
 	  --profile '$(PROFILE)' --registry '$(REGISTRY)'
 
 # Local base images + wheelhouse + Go module cache, so images build with no registry (cached).
 docker-images: setup docker-packages
-	$(PY) -m helpers.serving.docker.images prepare
+	$(PY) -m helpers.serving.docker.standins.images prepare
 
 clean:
-	-@test -x $(PY) && $(PY) -m helpers.serving.docker.engine stop 2>/dev/null
+	-@test -x $(PY) && $(PY) -m helpers.serving.docker.standins.private_engine stop 2>/dev/null
 	rm -rf $(VENV) $(SVC_ENV) $(BUILD) artifacts results .pytest_cache .ruff_cache \
 	  services/wheelhouse go-api-onnx/wheels go-api-onnx/gomodcache

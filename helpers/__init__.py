@@ -1,14 +1,15 @@
 """The onnx-serving-study package: everything the numbered notebooks compute.
 
-One room per stage of the study, so the code behind a notebook is one hop away
-(helpers/README.md draws the rooms and the data flow):
+One room per stage of the study, so the code behind a notebook is one hop away; imports only
+go down the list (helpers/README.md draws the rooms, the layers and the data flow):
 
-    model/     01, 02, 08  train, convert, parity, graph, manifest, microbench
-    serving/   03          the Stack protocol, the local backend (cgroups, exporter,
-                           Prometheus, processes), serving/docker/ the Docker backend
-    load/      04, 06      k6 runs, load profiles, the capacity search
-    analysis/  05          PromQL, Prometheus → DataFrames, plots, claims, summary.json
-    study/                 `make study` (the papermill driver) and the notebook hygiene check
-    bench.py               `make bench`
-    paths.py, net.py       where things live; waiting and ports (used by every room)
+    study/ bench/ kubernetes/ zoo/   the drivers: `make study`, `make bench`,
+                                     `make k8s-manifests`, notebook 08
+    analysis/   05, 06, 07, 00      Prometheus → DataFrames, plots, claims, summary.json
+    load/       04, 06, 07          k6 and vegeta runs, load profiles, capacity, the ablation
+    prometheus/ 05, 07              every PromQL, the query client, a run's TSDB reopened
+    serving/    03                  the Stack protocol, the local and Docker backends
+    model/      01, 02              train, convert, parity, graph, manifest, microbench
+    paths.py, net.py, sizing.py     where things live; waiting and ports; how much each
+                                    notebook measures per profile
 """

@@ -4,7 +4,7 @@
 // iterations/min, then linear to 4000, 8000 and 16000 over 2 min each.
 //
 // The post's config and its prose differ on the first two minutes. Its config
-// (../shared/seed/FACTS.md) is startRate 100, stages 2m -> 4000, 2m -> 8000, 2m -> 16000 and
+// (docs/original-post.md) is startRate 100, stages 2m -> 4000, 2m -> 8000, 2m -> 16000 and
 // startTime '2m': the scenario sends nothing for two minutes, then ramps from 100/min. Its prose
 // calls those two minutes "100 requests per minute". We follow the prose: the first stage holds
 // 100/min for 2 min (a warm, steady baseline before the ramp), then the post's three ramps.

@@ -1,7 +1,9 @@
-"""Analysis (notebook 05): Prometheus and run-folder files → numbers, plots and verdicts.
+"""Analysis (notebooks 05, 06, 07, 00): Prometheus and run-folder files → numbers, plots, verdicts.
 
-tsdb (reopen a run's Prometheus), queries (every PromQL, also the dashboard's), metrics
-(tidy DataFrames per phase and service), plots, claims (the seed's claims, computed),
-summary (summary.json), dashboard (Grafana JSON generated from queries). Reads the run folder
-only — never the stack, never artifacts/ or k6/profiles.json — so a run re-analyses later.
+metrics (tidy DataFrames per phase and service, through helpers.prometheus), plots, claims
+(the seed's claims, computed), summary (summary.json), findings (computed sentences), cost,
+capacity_plots, why + why_sentences + why_plots + why_inputs (the ablation's effects),
+observations + memory_observations (the post's observations explained), headline (00). Reads
+the run folder only — never the stack, never artifacts/ or k6/profiles.json — so a run
+re-analyses later.
 """

@@ -1,10 +1,10 @@
 """Prometheus → tidy DataFrames, per service, over the time windows of a finished load test.
 
-Analysis reads only Prometheus (the run's own TSDB, reopened by `helpers.analysis.tsdb`) and
+Analysis reads only Prometheus (the run's own TSDB, reopened by `helpers.prometheus.tsdb`) and
 run-folder files (k6's summaries, the load-test index, the frozen profile, the stack's record
 of services that exited) — never the stack — so it works the same for both backends and for a
-run re-analysed months later. The PromQL comes from `helpers.analysis.queries` and goes through
-`prometheus-api-client`; this module only picks time ranges, steps and windows, and reshapes.
+run re-analysed months later. The PromQL comes from `helpers.prometheus.queries` and goes through
+`helpers.prometheus.client`; this module only picks time ranges, steps and windows, and reshapes.
 
 Tidy means one row per (time, service, metric) for time series, one row per service for totals.
 In isolated mode every service has its own window; `elapsed_s` counts from the start of the
@@ -17,19 +17,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
-from prometheus_api_client import PrometheusApiClientException, PrometheusConnect
-from requests import RequestException
 
-from helpers.analysis import queries
 from helpers.load.loadtest import Phase
 from helpers.load.profiles import Profile
-from helpers.serving.stack import ServiceExit
+from helpers.prometheus import queries
+from helpers.prometheus.client import query_instant, query_range
+from helpers.serving.protocol import ServiceExit
 
-HTTP_TIMEOUT_S = 30
 # Client-side series stay after a service exits: k6 really saw those errors.
 CLIENT_METRICS = {
     "client_latency_p95_seconds",
@@ -38,58 +35,6 @@ CLIENT_METRICS = {
     "dropped_iterations",
     "planned_requests_per_minute",
 }
-
-
-class PrometheusError(RuntimeError):
-    """Prometheus refused a query (bad PromQL, bad range); the message quotes the query."""
-
-
-def _client(prom_url: str) -> PrometheusConnect:
-    return PrometheusConnect(url=prom_url, disable_ssl=True, timeout=HTTP_TIMEOUT_S)
-
-
-def _ask(call, promql: str):
-    try:
-        return call()
-    except (PrometheusApiClientException, RequestException) as error:
-        raise PrometheusError(f"{error} for query: {promql}") from None
-
-
-def query_range(prom_url: str, promql: str, start: float, end: float, step: float) -> pd.DataFrame:
-    """Columns time (UTC), service, value; NaN/Inf samples (e.g. p95 of no requests) dropped."""
-    result = _ask(
-        lambda: _client(prom_url).custom_query_range(
-            promql,
-            start_time=datetime.fromtimestamp(start, UTC),
-            end_time=datetime.fromtimestamp(end, UTC),
-            step=f"{step:g}s",
-        ),
-        promql,
-    )
-    rows = [
-        (float(ts), series["metric"].get("service", ""), float(value))
-        for series in result
-        for ts, value in series["values"]
-    ]
-    frame = pd.DataFrame(rows, columns=["timestamp", "service", "value"])
-    frame = frame[np.isfinite(frame["value"].to_numpy(dtype=float))]
-    frame.insert(0, "time", pd.to_datetime(frame["timestamp"], unit="s", utc=True))
-    return frame.reset_index(drop=True)
-
-
-def query_instant(prom_url: str, promql: str, at: float) -> dict[str, float]:
-    """service → value of an instant query evaluated at unix time `at`."""
-    result = _ask(lambda: _client(prom_url).custom_query(promql, params={"time": at}), promql)
-    return {series["metric"].get("service", ""): float(series["value"][1]) for series in result}
-
-
-def query_samples(prom_url: str, selector: str, at: float) -> list[tuple[float, float]]:
-    """The raw (time, value) samples of a range selector (`metric{…}[30s]`) evaluated at `at`,
-    of its first series: what was scraped, without rate()'s extrapolation."""
-    result = _ask(lambda: _client(prom_url).custom_query(selector, params={"time": at}), selector)
-    if not result:
-        return []
-    return [(float(ts), float(value)) for ts, value in result[0]["values"]]
 
 
 def measured_windows(

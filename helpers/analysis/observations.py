@@ -1,6 +1,6 @@
 """The post's observations, explained from the load test's own run folder (notebook 07): how
-far behind the planned rate each service fell, its memory against the 128 MiB limit, its
-p95, how the coupled loop ties the three together — and the seed's GridSearchCV pickle.
+far behind the planned rate each service fell, its p95, how the coupled loop ties the three
+together (its memory against the 128 MiB limit: helpers.analysis.memory_observations).
 Pure functions of tables (helpers.analysis.metrics), so every sentence is computed and
 tested on made-up numbers.
 """
@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from helpers.analysis.why import is_true, normalised
+from helpers.analysis.why import normalised
 
 MIB = 1024 * 1024
 STOPPED = {  # why a capacity is only a lower bound (helpers.load.capacity's bounds)
@@ -26,7 +26,6 @@ BEHIND_TOLERANCE = 0.10
 MIN_PLANNED_PER_WINDOW = (
     50  # requests: one more or less is 2 %  # served below 90 % of the planned rate = fallen behind
 )
-NINETY = 0.90  # the post: "always above 90 % of 128 MB"
 
 
 # -- the post's observations -----------------------------------------------------------------
@@ -125,7 +124,7 @@ def rpm_observation(
         numbers["at_seed_peak"][end] = dict(by_service)
         held = [s for s, v in by_service.items() if v["passed"]]
         missed = [
-            f"{s} (p95 {v['p95_ms']:.1f} ms, errors {_pct(v['error_rate'], 2)})"
+            f"{s} (p95 {v['p95_ms']:.1f} ms, errors {pct(v['error_rate'], 2)})"
             for s, v in by_service.items()
             if not v["passed"]
         ]
@@ -160,108 +159,14 @@ def rpm_observation(
     return numbers, " ".join(said)
 
 
-def _pct(share: float, digits: int = 0) -> str:
+def pct(share: float, digits: int = 0) -> str:
+    """A share as a percentage ('n/a' when unknown)."""
     return f"{100 * share:.{digits}f} %" if math.isfinite(share) else "n/a"
 
 
 def _and(names: Iterable[str]) -> str:
     names = list(names)
     return ", ".join(names[:-1]) + f" and {names[-1]}" if len(names) > 1 else "".join(names)
-
-
-def memory_figures(timeseries: pd.DataFrame, limit_bytes: float | None) -> pd.DataFrame:
-    """Per service: peak usage (page cache counted, the post's panel) and peak working set,
-    as MiB and as a share of the limit; the page cache's share of usage at the usage peak;
-    and the share of samples at or above 90 % of the limit by each measure."""
-    usage = timeseries[timeseries["metric"] == "memory_usage_bytes"]
-    working = timeseries[timeseries["metric"] == "memory_working_set_bytes"]
-    rows = {}
-    for service, mine in usage.groupby("service", sort=False):
-        u = mine.set_index("elapsed_s")["value"]
-        w = working[working["service"] == service].set_index("elapsed_s")["value"]
-        at_peak = u.idxmax()
-        cache = (u.loc[at_peak] - w.get(at_peak, math.nan)) / u.loc[at_peak]
-        limit = limit_bytes or math.nan
-        rows[service] = {
-            "peak_usage_mib": u.max() / MIB,
-            "peak_working_set_mib": w.max() / MIB if not w.empty else math.nan,
-            "peak_usage_of_limit": u.max() / limit,
-            "peak_working_set_of_limit": w.max() / limit if not w.empty else math.nan,
-            "page_cache_share_at_peak": cache,
-            "time_usage_above_90": float((u >= NINETY * limit).mean()),
-            "time_working_set_above_90": float((w >= NINETY * limit).mean()) if not w.empty
-            else math.nan,
-        }  # fmt: skip
-    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("service")
-
-
-def memory_sentence(figures: pd.DataFrame, mode: str, limit_bytes: float | None) -> str:
-    if figures.empty:
-        return f"{mode}: no memory series."
-    limit = f"{limit_bytes / MIB:.0f} MiB" if limit_bytes else "no limit"
-    parts = []
-    for service, row in figures.iterrows():
-        parts.append(
-            f"{service} usage peaked at {row['peak_usage_mib']:.0f} MiB "
-            f"({_pct(row['peak_usage_of_limit'])} of {limit}), its working set at "
-            f"{row['peak_working_set_mib']:.0f} MiB ({_pct(row['peak_working_set_of_limit'])}); "
-            f"page cache was {_pct(row['page_cache_share_at_peak'])} of the usage at its peak; "
-            f"at ≥ 90 % of the limit {_pct(row['time_usage_above_90'])} of the time by usage, "
-            f"{_pct(row['time_working_set_above_90'])} by working set"
-        )
-    return f"{mode.capitalize()}: " + "; ".join(parts) + "."
-
-
-def memory_in_ablation(
-    medians_table: pd.DataFrame, effect_rows: pd.DataFrame, limit_bytes: float | None
-) -> tuple[dict[str, Any], str]:
-    """Memory of each end configuration (the highest peak over its rates), and per service
-    the flip that moved its working set most."""
-    numbers: dict[str, Any] = {}
-    said = []
-    if medians_table.empty or "memory_working_set_peak_bytes" not in medians_table:
-        return numbers, "The ablation measured no memory."
-    limit = limit_bytes or math.nan
-    ends = medians_table[medians_table["factor"] == ""]
-    for (service, end), group in ends.groupby(["service", "end"], sort=False):
-        working = float(group["memory_working_set_peak_bytes"].max())
-        usage = float(
-            group.get("memory_usage_peak_bytes", group["memory_working_set_peak_bytes"]).max()
-        )
-        numbers.setdefault(service, {})[end] = {
-            "peak_working_set_bytes": working,
-            "peak_usage_bytes": usage,
-            "working_set_of_limit": working / limit,
-        }
-    for service, by_end in numbers.items():
-        ends_said = ", ".join(
-            f"{end} {v['peak_working_set_bytes'] / MIB:.0f} MiB ({_pct(v['working_set_of_limit'])})"
-            for end, v in by_end.items()
-        )
-        text = f"{service} peak working set {ends_said}"
-        moved = (
-            effect_rows[
-                (effect_rows["service"] == service)
-                & (effect_rows["metric"] == "memory_working_set_peak_bytes")
-            ]
-            if not effect_rows.empty
-            else effect_rows
-        )
-        if not moved.empty:
-            top = moved.loc[moved["change"].abs().idxmax()]
-            by_end[top["end"]]["largest_flip"] = {
-                "factor": top["factor"],
-                "value": top["value"],
-                "change_bytes": top["change"],
-            }
-            text += (
-                f"; the largest move: {top['factor']}={top['value']} from the {top['end']} end, "
-                f"{top['change'] / MIB:+.1f} MiB"
-                + (" (within the spread)" if is_true(top["within_spread"]) else "")
-            )
-        said.append(text)
-    limit_said = f"{limit_bytes / MIB:.0f} MiB" if limit_bytes else "no limit"
-    return numbers, f"In the ablation (limit {limit_said}): " + "; ".join(said) + "."
 
 
 def p95_figures(
@@ -293,7 +198,7 @@ def p95_sentence(figures: pd.DataFrame, mode: str) -> str:
         return f"{mode}: no latency series."
     parts = [
         f"{s} {r['p95_post_buckets_ms']:.2f} / {r['p95_study_buckets_ms']:.2f} / "
-        f"{r['p95_k6_exact_ms']:.2f} ms ({_pct(r['points_inside_first_bucket'])} of the 5 s "
+        f"{r['p95_k6_exact_ms']:.2f} ms ({pct(r['points_inside_first_bucket'])} of the 5 s "
         "points inside the first bucket)"
         for s, r in figures.iterrows()
     ]
@@ -338,10 +243,10 @@ def coupling_sentence(per_service: Mapping[str, pd.DataFrame]) -> tuple[dict[str
         + ", ".join(f"{s} {int(v)}" for s, v in requests.items())
         + " requests"
         + (
-            f" — {'all equal' if spread == 0 else f'equal within {_pct(spread, 1)}'}: the loop "
+            f" — {'all equal' if spread == 0 else f'equal within {pct(spread, 1)}'}: the loop "
             "makes them equal, whatever each could serve, so a coupled RPM cannot rank them"
             if same
-            else f" — {_pct(spread, 1)} apart: some iterations did not reach every service"
+            else f" — {pct(spread, 1)} apart: some iterations did not reach every service"
         )
         + "."
     ]

@@ -23,12 +23,14 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from helpers.serving.stack import ServiceExit
+from helpers.serving.protocol import Limits, ServiceExit
 
 SUMMARY_NAME = "summary.json"
 PARITY_PATH = "model/parity.json"
@@ -95,7 +97,7 @@ def build(
     mode: str,
     backend: str,
     limits_enforced: bool | None,
-    limits: dict[str, Any],
+    limits: Mapping[str, Limits],
     model: dict[str, Any],
     parity: dict[str, Any] | None,
     per_service: dict[str, pd.DataFrame],
@@ -126,7 +128,7 @@ def build(
         "mode": mode,
         "backend": backend,
         "limits_enforced": limits_enforced,
-        "limits": limits,
+        "limits": {name: asdict(value) for name, value in limits.items()},
         "model": model,
         "parity": parity,
         "phases": {m: {k: _plain(v) for k, v in p.items()} for m, p in phases.items()},

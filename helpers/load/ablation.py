@@ -43,8 +43,8 @@ from typing import Any
 
 import pandas as pd
 
-from helpers.load import capacity, loadtest, steps
-from helpers.load.ablation_plan import Rate, Size, StackPlan, plan
+from helpers.load import capacity, steps
+from helpers.load.ablation_plan import Rate, StackPlan, chosen_factors, plan
 from helpers.load.factors import (
     FACTORS,
     RECORD_NAME,
@@ -55,7 +55,9 @@ from helpers.load.factors import (
     applicable,
     environment,
 )
+from helpers.serving.protocol import feature_ranges
 from helpers.serving.stack import start_stack
+from helpers.sizing import WhySize
 
 # -- running the plan --------------------------------------------------------------------------
 
@@ -123,7 +125,7 @@ class Ablation:
         run_dir: Path,
         artifacts_dir: Path,
         rates: Mapping[str, list[Rate]],
-        size: Size,
+        size: WhySize,
         stack_options: Mapping[str, Any] | None = None,
         progress: Callable[[str], None] = print,
     ) -> None:
@@ -132,7 +134,7 @@ class Ablation:
         self.backend, self.artifacts_dir = backend, Path(artifacts_dir)
         self.rates, self.size, self.progress = rates, size, progress
         self.stack_options = dict(stack_options or {})
-        self.factors = size.chosen_factors()
+        self.factors = chosen_factors(size)
         self.stacks = plan(list(rates), size.ends, size.extras, self.factors, self.artifacts_dir)
         self.out = Path(run_dir) / "ablation"
         # A new run measures anew: an earlier one's logs and TSDBs would answer for it (the
@@ -218,7 +220,7 @@ class Ablation:
         }
         with self._stack(stack_dir, service_env, stack_plan.telemetry) as stack:
             self.result.limits_enforced = stack.limits_enforced
-            ranges = loadtest.served_manifest(stack.run_dir)["feature_ranges"]
+            ranges = feature_ranges(stack.run_dir)
             for service in stack_plan.members:
                 self.member(stack, stack_dir, stack_plan, service, repeat, ranges, service_env)
 
@@ -272,7 +274,7 @@ def _flip_problem(
     return None
 
 
-def _measure(stack, service: str, rate: Rate, size: Size, ranges, out_dir: Path, repeat: int):
+def _measure(stack, service: str, rate: Rate, size: WhySize, ranges, out_dir: Path, repeat: int):
     step = steps.measure(stack, service, rate.rps, size.step_s, ranges, out_dir, repeat)
     settled_at, settled = steps.server_settled(
         stack.prometheus_url, service, step.started_at, step.requests, SETTLE_TIMEOUT_S

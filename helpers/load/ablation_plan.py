@@ -1,6 +1,7 @@
 """The plan of notebook 07: which (service, configuration) pairs are measured, packed into as
 few stacks as fit (one configuration per service per stack, one telemetry path per stack);
-how much each profile measures (`Size`); and the rates each service is measured at.
+which factors a profile's size flips (the sizes: helpers.sizing); and the rates each service is
+measured at.
 helpers.load.ablation runs it.
 """
 
@@ -11,15 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from helpers.load.factors import (
-    ENDS,
-    FACTORS,
-    SEED_PEAK_RPS,
-    Config,
-    Factor,
-    environment,
-    factor,
-)
+from helpers.load.factors import ENDS, FACTORS, SEED_PEAK_RPS, Config, Factor, environment, factor
+from helpers.sizing import WhySize
 
 
 @dataclass
@@ -73,52 +67,9 @@ def plan(
     return stacks + packed
 
 
-# -- sizes -------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Size:
-    """How much notebook 07 measures, per profile."""
-
-    step_s: float  # one constant-rate step (≥ 4 s: its CPU is read from 1 s scrapes)
-    repeats: int  # of the whole plan, round-robin
-    heavy: bool  # also the heavier rate (else the seed's peak only)
-    ends: tuple[str, ...]  # the ends measured, and flipped from
-    extras: bool  # further values of a factor (GOMAXPROCS=1)
-    factors: tuple[str, ...] | None  # None: every factor
-    capacity_budget_s: float  # per end configuration, all services; 0: no capacity search
-    capacity_step_s: float = 5.0
-    capacity_repeats: int = 1
-    capacity_precision: float = 0.15
-
-    def chosen_factors(self) -> list[Factor]:
-        return [factor(n) for n in self.factors] if self.factors else list(FACTORS)
-
-    @property
-    def search(self) -> dict[str, float]:
-        return {
-            "step_s": self.capacity_step_s,
-            "repeats": self.capacity_repeats,
-            "precision": self.capacity_precision,
-            "start_rate": 50,
-            "max_rate": 12800,
-        }
-
-
-SIZES = {
-    # About two minutes: the tuned end and four of its flips, one rate, once.
-    "smoke": Size(
-        4.0, 1, False, ("tuned",), False, ("access_log", "traces", "telemetry", "gomaxprocs"), 0
-    ),
-    "quick": Size(4.0, 2, True, ENDS, True, None, 240),
-    "seed": Size(8.0, 3, True, ENDS, True, None, 480, 8.0, 2, 0.1),
-}
-
-
-def size_for(profile: str) -> Size:
-    if profile not in SIZES:
-        raise ValueError(f"profile {profile!r} is unknown; expected one of {', '.join(SIZES)}")
-    return SIZES[profile]
+def chosen_factors(size: WhySize) -> list[Factor]:
+    """The factors a size flips (helpers.sizing names them; None: every factor)."""
+    return [factor(n) for n in size.factors] if size.factors else list(FACTORS)
 
 
 # -- rates -------------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """Capacity: per service, the highest constant arrival rate that holds the objective.
 
-Objective (ARCHITECTURE.md): p95 ≤ 25 ms, errors < 0.1 %, requests not sent on time < 1 %,
+Objective (docs/measuring.md): p95 ≤ 25 ms, errors < 0.1 %, requests not sent on time < 1 %,
 under the stack's limits (0.5 CPU / 128 MiB). Each probe is `repeats` steps
 (helpers.load.steps) at one rate against one service; a rate passes only if every repeat
 passes, because near the CPU quota results are not monotonic (a lucky 8 s can pass a rate the
@@ -25,9 +25,9 @@ from typing import Any
 
 import pandas as pd
 
-from helpers.load import loadtest, steps
+from helpers.load import steps
 from helpers.load.steps import Step
-from helpers.serving.stack import Stack
+from helpers.serving.protocol import Stack, feature_ranges
 
 Probe = Callable[[int], list[Step]]  # rate -> its steps (stops at the first failing repeat)
 
@@ -126,7 +126,7 @@ def search(
     generator: str = "vegeta",
 ) -> ServiceCapacity:
     """The capacity of one service of a running stack, with every step it took."""
-    ranges = loadtest.served_manifest(stack.run_dir)["feature_ranges"]
+    ranges = feature_ranges(stack.run_dir)
     limit = stack.limits.get(service)
     cpu_limit = limit.cpu_cores if limit is not None and limit.enforced else None
 
@@ -269,6 +269,11 @@ def _mean(values) -> float:
     return statistics.fmean(finite) if finite else math.nan
 
 
+def half_capacity(result: ServiceCapacity) -> int:
+    """The ladder's and the cross-check's rate: high, yet with room (half the capacity)."""
+    return max(10, round((result.capacity_rps or 20) / 2))
+
+
 def ratio(results: list[ServiceCapacity], top: str, bottom: str) -> str:
     """top/bottom capacity as it may be said: a generator-bound side makes it a bound."""
     by_name = {r.service: r for r in results}
@@ -283,24 +288,3 @@ def ratio(results: list[ServiceCapacity], top: str, bottom: str) -> str:
     if a.bound != "service":
         return f"~{value:.1f}× (both lower bounds)"
     return f"{value:.1f}×"
-
-
-def bench_section(args: Any) -> None:
-    """`make bench` section: a limited local stack, every service searched, table and ratios."""
-    from datetime import UTC, datetime
-
-    from helpers import paths
-    from helpers.serving.stack import start_stack
-
-    run_dir = paths.RESULTS_DIR / f"bench-capacity-{datetime.now(UTC):%Y%m%d-%H%M%S}"
-    with start_stack("local", run_dir=run_dir, artifacts_dir=Path(args.artifacts_dir)) as stack:
-        if not stack.limits_enforced:
-            print("  WARNING: limits NOT enforced — capacities are not under the 0.5 CPU budget")
-        results = run(stack, run_dir / "capacity", budget_s=BENCH_BUDGET_S)
-    print(table(results).to_string(float_format=lambda v: f"{v:.3g}"))
-    for top, bottom in (("go-api-onnx", "python-api-onnx"), ("python-api-onnx", "python-api-pkl")):
-        print(f"  {top} / {bottom}: {ratio(results, top, bottom)}")
-    print(f"  steps and logs: {run_dir / 'capacity'}")
-
-
-BENCH_BUDGET_S = 13 * 60  # + stack start/stop: the bench section stays under 15 minutes

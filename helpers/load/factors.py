@@ -17,8 +17,8 @@ from pathlib import Path
 import httpx
 
 from helpers import net
+from helpers.serving.protocol import gomaxprocs_from_log
 from helpers.serving.services import SERVICE_NAMES
-from helpers.serving.stack import gomaxprocs_from_log
 
 ENDS = ("tuned", "published")
 SEED_PEAK_RPS = round(16000 / 60)  # the seed's ramp tops out at 16 000 requests per minute

@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 
 from helpers import net
-from helpers.serving.stack import Stack
+from helpers.serving.protocol import Stack
 
 # k6 needs a moment to start and to stop (gracefulStop = the request timeout); beyond that
 # margin a run is declared hung and stopped.

@@ -24,7 +24,7 @@ import pandas as pd
 from helpers import paths
 from helpers.load import k6, profiles
 from helpers.load.profiles import Profile
-from helpers.serving.stack import Stack
+from helpers.serving.protocol import Stack, feature_ranges
 
 SEED_SCRIPT = paths.K6_DIR / "seed.js"
 INDEX_NAME = "load_test.json"
@@ -116,14 +116,6 @@ class LoadTestResult:
         return pd.concat(frames).reset_index().set_index(["mode", "service"])
 
 
-def served_manifest(run_dir: Path) -> dict[str, Any]:
-    """The manifest the stack froze when it started (the model the services served)."""
-    path = Path(run_dir) / "stack" / "manifest.json"
-    if not path.exists():
-        raise FileNotFoundError(f"{path} not found: start the stack for this run folder first")
-    return json.loads(path.read_text())
-
-
 def run_phase(
     stack: Stack,
     profile: Profile,
@@ -142,7 +134,7 @@ def run_phase(
         stack,
         tagged_run_id,
         stack.load_target_urls,
-        served_manifest(run_dir)["feature_ranges"],
+        feature_ranges(run_dir),
         push_interval_s=profile.push_interval_s,
         PROFILE=profile.name,
         PROFILE_JSON=json.dumps(profile.raw),

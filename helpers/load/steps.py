@@ -19,13 +19,13 @@ from pathlib import Path
 from typing import Any
 
 from helpers import net, paths
-from helpers.analysis import metrics, queries
 from helpers.load import k6, vegeta
-from helpers.serving.stack import Stack
+from helpers.prometheus import client, queries
+from helpers.serving.protocol import Stack
 
 CAPACITY_SCRIPT = paths.K6_DIR / "capacity.js"
 GENERATORS = ("vegeta", "k6")
-P95_MS, ERROR_RATE, BEHIND_RATIO = 25.0, 0.001, 0.01  # the objective (ARCHITECTURE.md)
+P95_MS, ERROR_RATE, BEHIND_RATIO = 25.0, 0.001, 0.01  # the objective (docs/measuring.md)
 SERVICE_BOUND_CPU_SHARE = 0.85  # a failing service that used < 85 % of its quota wasn't the limit
 
 
@@ -79,7 +79,7 @@ def counter_rate(prom_url: str, metric: str, service: str, start: float, end: fl
     selector = f'{metric}{{name="{service}"}}'
 
     def scraped_after_end() -> float | None:
-        latest = metrics.query_instant(prom_url, f"timestamp({selector})", end + 5)
+        latest = client.query_instant(prom_url, f"timestamp({selector})", end + 5)
         return latest.get("", None) if latest.get("", 0) >= end else None
 
     try:
@@ -87,7 +87,7 @@ def counter_rate(prom_url: str, metric: str, service: str, start: float, end: fl
     except net.NotReady:
         return math.nan
     window_ms = max(1000, round((end - start) * 1000))
-    samples = metrics.query_samples(prom_url, f"{selector}[{window_ms}ms]", end)
+    samples = client.query_samples(prom_url, f"{selector}[{window_ms}ms]", end)
     if len(samples) < 2:
         return math.nan
     (t0, v0), (t1, v1) = samples[0], samples[-1]
@@ -203,7 +203,7 @@ def server_settled(
     )
 
     def counted_at(at: float) -> float:
-        return metrics.query_instant(prom_url, promql, at).get(service, 0.0)
+        return client.query_instant(prom_url, promql, at).get(service, 0.0)
 
     before = counted_at(start - 0.5)
 
@@ -234,5 +234,5 @@ def server_figures(
             at, seconds = end, end - start
         window = f"{max(1, math.ceil(seconds))}s"
         promql = queries.render(name, table="totals", services=services, range=window)
-        figures[key] = metrics.query_instant(prom_url, promql, at).get(service, math.nan) * scale
+        figures[key] = client.query_instant(prom_url, promql, at).get(service, math.nan) * scale
     return figures

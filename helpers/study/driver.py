@@ -38,8 +38,8 @@ from nbconvert import HTMLExporter
 
 from helpers import paths
 from helpers.load.profiles import MODE_CHOICES, PROFILES_FILE, get_profile
-from helpers.serving import cgroup_removal
-from helpers.serving.stack import read_exits, run_id_of
+from helpers.serving.local import cgroup_removal
+from helpers.serving.protocol import read_exits, run_id_of
 
 NOTEBOOKS: list[str] = [
     "01_train_model",

@@ -7,7 +7,7 @@ real service pushing OTLP/HTTP to it (OTEL_METRICS_EXPORTER=otlp, one export a s
 the real Prometheus binary scraping the collector's exporter with prometheus.yml's own
 `otel-collector` job (honor_labels), only its target moved. Every wait is a bounded poll.
 
-What must survive the trip (services/CONTRACT.md "Telemetry", helpers/analysis/queries.py):
+What must survive the trip (services/CONTRACT.md "Telemetry", helpers/prometheus/queries.py):
 `http_server_request_duration_seconds_{bucket,sum,count}` with `job` = `service_name` = the
 service, `http_route="/predict"`, `http_response_status_code="200"` and the contract's bucket
 boundaries; and every `http_server_*` name a service exposes when scraped directly (the local
@@ -36,7 +36,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from helpers import paths
 from helpers.net import NotReady, free_port, wait_until_ready
-from helpers.serving import process, prometheus
+from helpers.serving import process, prometheus_server
 from helpers.serving.services import SERVICE_NAMES
 
 pytestmark = pytest.mark.integration
@@ -238,7 +238,9 @@ def prometheus_url(collector: Collector, tmp_path_factory: pytest.TempPathFactor
     config = {"global": compose_config["global"], "scrape_configs": [job]}
     run_dir = tmp_path_factory.mktemp("prometheus-run")
     port = free_port()
-    managed = prometheus.start(yaml.safe_dump(config), run_dir, port, run_dir / "prometheus.log")
+    managed = prometheus_server.start(
+        yaml.safe_dump(config), run_dir, port, run_dir / "prometheus.log"
+    )
     yield f"http://127.0.0.1:{port}"
     managed.stop()
 

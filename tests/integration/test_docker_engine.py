@@ -25,7 +25,9 @@ import pytest
 
 from helpers.net import free_port, wait_until_ready
 from helpers.serving.docker import engine as docker_engine
-from helpers.serving.docker.engine import DockerEngine, EngineLayout, EngineUnavailable
+from helpers.serving.docker.engine import DockerEngine, EngineUnavailable, ping
+from helpers.serving.docker.standins import private_engine
+from helpers.serving.docker.standins.private_engine import EngineLayout
 
 pytestmark = [pytest.mark.integration, pytest.mark.docker]
 
@@ -85,7 +87,7 @@ def _network_interfaces() -> set[str]:
 
 @pytest.fixture(scope="module")
 def engine_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    reason = docker_engine.why_engine_cannot_start()
+    reason = private_engine.why_engine_cannot_start()
     if reason:
         pytest.skip(f"no Docker engine can be started here: {reason}")
     return tmp_path_factory.mktemp("docker-engine")
@@ -99,12 +101,12 @@ def interfaces_before() -> set[str]:
 @pytest.fixture(scope="module")
 def engine(engine_dir: Path, interfaces_before: set[str]) -> Iterator[DockerEngine]:
     started = time.monotonic()
-    engine = docker_engine.start_engine(engine_dir)
+    engine = private_engine.start_engine(engine_dir)
     print(f"dockerd answered after {time.monotonic() - started:.1f} s at {engine.host}")
     try:
         yield engine
     finally:
-        docker_engine.stop_engine(engine_dir)
+        private_engine.stop_engine(engine_dir)
 
 
 @pytest.fixture(scope="module")
@@ -148,7 +150,7 @@ def test_the_engine_is_ours_and_isolated(engine: DockerEngine, engine_dir: Path)
 
 
 def test_start_is_idempotent(engine: DockerEngine, engine_dir: Path) -> None:
-    again = docker_engine.start_engine(engine_dir)
+    again = private_engine.start_engine(engine_dir)
     assert again.host == engine.host
     assert again.pid == engine.pid
 
@@ -239,11 +241,11 @@ def test_a_running_engine_is_borrowed_not_stopped(
     engine: DockerEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("DOCKER_HOST", engine.host)
-    borrowed = docker_engine.ensure_engine()
+    borrowed = private_engine.ensure_engine()
     assert borrowed.host == engine.host
     assert not borrowed.owned
     borrowed.stop()
-    assert docker_engine.ping(engine.host)
+    assert ping(engine.host)
 
 
 def test_stop_leaves_nothing_behind(
@@ -254,15 +256,15 @@ def test_stop_leaves_nothing_behind(
     pid = engine.pid
     # A container still running at stop time must not survive the engine.
     client.containers.run(PROBE_IMAGE, ["/probe", "serve", ":8000"], detach=True)
-    assert docker_engine.stop_engine(engine_dir)
-    assert not docker_engine._alive(pid)
+    assert private_engine.stop_engine(engine_dir)
+    assert not private_engine._alive(pid)
     assert not layout.run_dir.exists()
-    assert not docker_engine.ping(engine.host)
-    assert docker_engine._processes_under(layout.exec_root) == []
-    assert docker_engine._mounts_under([layout.exec_root, layout.data_root]) == []
+    assert not ping(engine.host)
+    assert private_engine._processes_under(layout.exec_root) == []
+    assert private_engine._mounts_under([layout.exec_root, layout.data_root]) == []
     assert _network_interfaces() - interfaces_before == set()
     # Idempotent.
-    assert not docker_engine.stop_engine(engine_dir)
+    assert not private_engine.stop_engine(engine_dir)
 
 
 def test_clear_error_when_dockerd_is_missing(
@@ -272,4 +274,4 @@ def test_clear_error_when_dockerd_is_missing(
     monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
     monkeypatch.setattr(docker_engine, "DEFAULT_SOCKET", "unix:///nonexistent/default.sock")
     with pytest.raises(EngineUnavailable, match=r"no Docker engine answers.*dockerd.*not found"):
-        docker_engine.ensure_engine(tmp_path / "engine")
+        private_engine.ensure_engine(tmp_path / "engine")

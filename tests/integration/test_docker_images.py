@@ -26,8 +26,8 @@ import pytest
 
 from helpers import paths
 from helpers.serving.docker import engine as docker_engine
-from helpers.serving.docker import images as docker_images
-from helpers.serving.docker import rootfs
+from helpers.serving.docker.standins import images as docker_images
+from helpers.serving.docker.standins import private_engine, rootfs
 
 pytestmark = [pytest.mark.integration, pytest.mark.docker]
 
@@ -35,9 +35,9 @@ pytestmark = [pytest.mark.integration, pytest.mark.docker]
 @pytest.fixture(scope="module")
 def engine() -> Iterator[docker_engine.DockerEngine]:
     try:
-        engine = docker_engine.ensure_engine()
+        engine = private_engine.ensure_engine()
     except docker_engine.EngineUnavailable as error:
-        if docker_engine.why_engine_cannot_start():
+        if private_engine.why_engine_cannot_start():
             pytest.skip(str(error))
         raise
     try:

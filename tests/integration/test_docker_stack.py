@@ -37,15 +37,17 @@ import httpx
 import pytest
 
 from helpers import net, paths
-from helpers.analysis import queries, tsdb
 from helpers.load import loadtest, profiles
-from helpers.serving import cgroup_stats, cgroups
+from helpers.prometheus import queries, tsdb
 from helpers.serving.docker import engine as docker_engine
 from helpers.serving.docker.containers import K6Container
 from helpers.serving.docker.stack import PROJECT, STACK_LABEL, DockerStack
+from helpers.serving.docker.standins import private_engine
 from helpers.serving.docker.topology import cgroup_relpath
+from helpers.serving.local import cgroup_stats, cgroups
+from helpers.serving.protocol import Limits, read_exits
 from helpers.serving.services import LATENCY_BUCKETS_S, SERVICE_NAMES
-from helpers.serving.stack import Limits, read_exits, start_stack
+from helpers.serving.stack import start_stack
 
 pytestmark = [pytest.mark.integration, pytest.mark.docker]
 
@@ -65,7 +67,7 @@ def _engine_or_skip() -> tuple[str | None, bool]:
     running = docker_engine.find_running_engine()
     if running:
         return running, False
-    reason = docker_engine.why_engine_cannot_start()
+    reason = private_engine.why_engine_cannot_start()
     if reason:
         print(f"SKIP docker stack: no Docker engine runs and none can be started: {reason}")
         pytest.skip(f"no Docker engine runs and none can be started here: {reason}")

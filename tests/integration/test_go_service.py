@@ -42,11 +42,11 @@ from test_python_services import (  # the stand-in OTLP receiver and the parse s
 )
 
 from helpers.model import manifest as manifest_io
-from helpers.model import zoo
 from helpers.net import free_port, poll, wait_until_ready
-from helpers.serving import cgroup_removal, cgroups
+from helpers.serving.local import cgroup_removal, cgroups
+from helpers.serving.protocol import gomaxprocs_from_log
 from helpers.serving.services import all_services
-from helpers.serving.stack import gomaxprocs_from_log
+from helpers.zoo import classifiers
 
 pytestmark = pytest.mark.integration
 
@@ -369,8 +369,9 @@ def test_the_published_configuration_serves(
     model_artifacts: Path,
     otlp_sink: OtlpSink,  # noqa: F811
 ) -> None:
-    """Every as-published factor at once (FACTS.md): access log, spans every 3 s, the ZipMap
-    model with all outputs fetched, ORT's default pool spinning, GOMAXPROCS = host CPUs."""
+    """Every as-published factor at once (docs/original-post.md): access log, spans every 3 s,
+    the ZipMap model with all outputs fetched, ORT's default pool spinning, GOMAXPROCS = host
+    CPUs."""
     overrides = {
         "ACCESS_LOG": "1",
         "OTEL_TRACES_EXPORTER": "otlp",
@@ -469,7 +470,7 @@ def test_zipmap_model_answers_what_the_plain_model_answers(
     _assert_close(from_plain, reference, labels)
 
 
-ZOO_NAMES = [*zoo.KNOWN, *(f"{name}_double" for name in DOUBLE_VARIANTS)]
+ZOO_NAMES = [*classifiers.KNOWN, *(f"{name}_double" for name in DOUBLE_VARIANTS)]
 
 
 @pytest.fixture(scope="module")
@@ -480,11 +481,11 @@ def zoo_dirs(model_artifacts: Path, tmp_path_factory: pytest.TempPathFactory) ->
     (seed_dir / manifest_io.MANIFEST_NAME).write_bytes(
         (model_artifacts / manifest_io.MANIFEST_NAME).read_bytes()
     )
-    specs = [*zoo.KNOWN.values()] + [
-        dataclasses.replace(zoo.KNOWN[name], name=f"{name}_double", input_types=("double",))
+    specs = [*classifiers.KNOWN.values()] + [
+        dataclasses.replace(classifiers.KNOWN[name], name=f"{name}_double", input_types=("double",))
         for name in DOUBLE_VARIANTS
     ]
-    built = zoo.build_all(specs, seed_dir, profile="smoke", n_random=200)
+    built = classifiers.build_all(specs, seed_dir, profile="smoke", n_random=200)
     return {model.spec.name: model.artifacts_dir for model in built}
 
 

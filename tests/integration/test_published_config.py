@@ -20,10 +20,10 @@ import numpy as np
 import pytest
 
 from helpers import net
-from helpers.analysis import metrics, queries
 from helpers.load import ablation, factors
 from helpers.model import manifest as manifest_io
 from helpers.model import train
+from helpers.prometheus import client, queries
 from helpers.serving.services import SERVICE_NAMES
 from helpers.serving.stack import start_stack
 
@@ -118,7 +118,7 @@ def test_the_histogram_reaches_prometheus_through_the_collector(published):
     )
 
     def counted():
-        found = metrics.query_instant(published.prometheus_url, promql, time.time())
+        found = client.query_instant(published.prometheus_url, promql, time.time())
         return found if set(SERVICE_NAMES) <= {s for s, v in found.items() if v > 0} else None
 
     net.poll(counted, 20.0, "every service's histogram in Prometheus via the collector", 0.5)

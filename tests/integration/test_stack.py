@@ -22,8 +22,9 @@ import httpx
 import pytest
 
 from helpers import net
-from helpers.serving import cgroups, stack
-from helpers.serving.local import LocalStack
+from helpers.serving import protocol, stack
+from helpers.serving.local import cgroups
+from helpers.serving.local.stack import LocalStack
 from helpers.serving.services import SERVICE_NAMES
 
 pytestmark = pytest.mark.integration
@@ -105,7 +106,7 @@ def test_limits_read_back_as_half_a_core_and_128_mib(
     if not local_stack.limits_enforced:
         pytest.skip(f"cgroups not writable here, stack runs unlimited: {local_stack.limits_note}")
     for name in SERVICE_NAMES:
-        assert local_stack.limits[name] == stack.Limits(0.5, 128 * MIB, True), name
+        assert local_stack.limits[name] == protocol.Limits(0.5, 128 * MIB, True), name
         dirs = {k: Path(v) for k, v in stack_json["services"][name]["cgroup_dirs"].items()}
         if "unified" in dirs:  # v2
             assert (dirs["unified"] / "cpu.max").read_text().split() == ["50000", "100000"]
@@ -161,7 +162,7 @@ def test_gomaxprocs_as_the_go_runtime_chose_it_is_recorded(
     local_stack: LocalStack, record_property: pytest.RecordProperty
 ) -> None:
     log = (local_stack.run_dir / "stack" / "logs" / "go-api-onnx.log").read_text()
-    gomaxprocs = stack.gomaxprocs_from_log(log)
+    gomaxprocs = protocol.gomaxprocs_from_log(log)
     assert gomaxprocs is not None, f"no GOMAXPROCS line in the Go service's log:\n{log[-2000:]}"
     record_property("gomaxprocs", gomaxprocs)
     print(
@@ -179,7 +180,7 @@ def test_a_service_killed_mid_run_is_recorded_with_how_it_ended(
     exits = net.poll(local_stack.failures, 10.0, "the stack noticing the kill")
     assert [(e.service, e.how) for e in exits] == [("go-api-onnx", "killed by SIGKILL")]
     assert exits[0].oom_kills in (0, None)  # a kill by hand, not the OOM killer
-    recorded = stack.read_exits(local_stack.run_dir)
+    recorded = protocol.read_exits(local_stack.run_dir)
     assert recorded == exits
     assert "go-api-onnx stopped at" in recorded[0].sentence()
 

@@ -15,8 +15,8 @@ import httpx
 import pytest
 
 from helpers import net
-from helpers.analysis import queries
 from helpers.load import loadtest
+from helpers.prometheus import queries
 from helpers.serving.services import SERVICE_NAMES
 from helpers.serving.stack import start_stack
 

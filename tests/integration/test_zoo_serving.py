@@ -1,6 +1,6 @@
 """Every zoo model served by the real services from its own artifacts folder, unchanged.
 
-The zoo is built at smoke size (helpers.model.zoo) next to the session's seed model; each
+The zoo is built at smoke size (helpers.zoo.classifiers) next to the session's seed model; each
 (model, service) pair starts the service on that folder and replays the contract's success
 rows (tests/contract/instances.json: iris, missing, random — the edge group probes float32
 limits, contract row 11, which legitimately differ per model) as one batch plus one single
@@ -23,9 +23,10 @@ import numpy as np
 import pytest
 
 from helpers.model import manifest as manifest_io
-from helpers.model import train, zoo
+from helpers.model import train
 from helpers.net import free_port
 from helpers.serving.services import SERVICE_NAMES, all_services
+from helpers.zoo import classifiers
 
 pytestmark = pytest.mark.integration
 
@@ -45,7 +46,7 @@ def zoo_dirs(model_artifacts: Path, tmp_path_factory: pytest.TempPathFactory) ->
     (seed_dir / manifest_io.MANIFEST_NAME).write_bytes(
         (model_artifacts / manifest_io.MANIFEST_NAME).read_bytes()
     )
-    built = zoo.build_all(list(zoo.KNOWN), seed_dir, profile="smoke", n_random=200)
+    built = classifiers.build_all(list(classifiers.KNOWN), seed_dir, profile="smoke", n_random=200)
     return {zm.spec.name: zm.artifacts_dir for zm in built}
 
 
@@ -92,7 +93,7 @@ def start_up_failure(
 
 
 @pytest.mark.parametrize("service", SERVICE_NAMES)
-@pytest.mark.parametrize("name", list(zoo.KNOWN))
+@pytest.mark.parametrize("name", list(classifiers.KNOWN))
 def test_zoo_model_is_served_through_the_contract(
     name: str, service: str, zoo_dirs: dict[str, Path], launch_service
 ) -> None:

@@ -24,9 +24,10 @@ import pytest
 
 from helpers import net, paths
 from helpers.net import free_port
-from helpers.serving import cgroups, ports
+from helpers.serving import ports
+from helpers.serving.local import cgroups
+from helpers.serving.protocol import run_id_of
 from helpers.serving.services import SERVICE_NAMES
-from helpers.serving.stack import run_id_of
 
 pytestmark = pytest.mark.notebooks
 STUDY_BOUND_S = 300  # a smoke 04 + 05 runs in about a minute

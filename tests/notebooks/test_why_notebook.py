@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from helpers.load import ablation, ablation_plan, factors
+from helpers import sizing
+from helpers.load import ablation, factors
 from helpers.serving.services import SERVICE_NAMES
 
 pytestmark = pytest.mark.notebooks
@@ -44,7 +45,7 @@ def test_the_tuned_end_is_measured_for_every_service_at_the_seeds_peak(section):
 
 
 def test_every_smoke_factor_is_measured_or_says_why_not_and_only_where_it_applies(section):
-    chosen = ablation_plan.SIZES["smoke"].factors
+    chosen = sizing.for_profile("smoke").why.factors
     assert set(section["sentences"]) == set(chosen)
     for service in SERVICE_NAMES:
         recorded = section["services"][service]["factors"]

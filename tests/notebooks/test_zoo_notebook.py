@@ -9,7 +9,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from helpers.model import manifest, zoo
+from helpers.model import manifest
+from helpers.zoo import classifiers
 
 pytestmark = pytest.mark.notebooks
 
@@ -18,7 +19,11 @@ pytestmark = pytest.mark.notebooks
 def zoo_run(smoke_study: dict) -> dict[str, Path]:
     """08 as the folder's one smoke study ran it (conftest.py), after 01 → 07."""
     run = smoke_study["run"]
-    return {"run": run, "artifacts": smoke_study["artifacts"], "record": run / "zoo" / "zoo.json"}
+    return {
+        "run": run,
+        "artifacts": smoke_study["artifacts"],
+        "record": run / "zoo" / "zoo.json",
+    }
 
 
 @pytest.fixture(scope="module")
@@ -28,9 +33,9 @@ def record(zoo_run: dict[str, Path]) -> dict:
 
 def test_every_model_is_a_row_converted_or_not(record: dict) -> None:
     assert record["profile"] == "smoke"
-    assert record["models"] == list(zoo.KNOWN)
+    assert record["models"] == list(classifiers.KNOWN)
     conversion = {row["model"]: row for row in record["conversion"]}
-    assert set(conversion) == set(zoo.KNOWN)
+    assert set(conversion) == set(classifiers.KNOWN)
     assert conversion["label_spreading"]["converts"] is False
     assert "LabelSpreading" in conversion["label_spreading"]["why_not"]
     for name in ("random_forest", "hist_gradient_boosting", "svc", "mlp", "knn"):
@@ -40,7 +45,7 @@ def test_every_model_is_a_row_converted_or_not(record: dict) -> None:
 
 def test_parity_rows_per_model_and_input_type(record: dict) -> None:
     parity = {(row["model"], row["input_type"]): row for row in record["parity"]}
-    assert len(parity) == 2 * len(zoo.KNOWN)
+    assert len(parity) == 2 * len(classifiers.KNOWN)
     served = [row for row in parity.values() if row["served"]]
     assert len(served) == 5
     for row in served:
@@ -50,9 +55,9 @@ def test_parity_rows_per_model_and_input_type(record: dict) -> None:
 
 
 def test_zoo_artifacts_verify_and_say_their_input_type(zoo_run: dict[str, Path]) -> None:
-    for name in zoo.KNOWN:
-        model_dir = zoo.zoo_dir(zoo_run["artifacts"]) / name
-        names = zoo.verify(model_dir)
+    for name in classifiers.KNOWN:
+        model_dir = classifiers.zoo_dir(zoo_run["artifacts"]) / name
+        names = classifiers.verify(model_dir)
         recorded = manifest.load(model_dir / manifest.MANIFEST_NAME)
         if "model.onnx" in names:
             assert recorded["onnx"]["input_type"] in ("float", "double")

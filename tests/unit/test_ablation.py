@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from helpers import sizing
 from helpers.load import ablation, ablation_plan, factors
 from helpers.load.factors import Config, Started
 from helpers.serving.services import SERVICE_NAMES
@@ -78,8 +79,10 @@ def test_further_values_come_from_the_tuned_end_only_and_only_when_asked():
 
 
 def test_the_smoke_plan_is_the_tuned_end_and_four_flips():
-    size = ablation_plan.SIZES["smoke"]
-    stacks = ablation_plan.plan(SERVICE_NAMES, size.ends, size.extras, size.chosen_factors())
+    size = sizing.for_profile("smoke").why
+    stacks = ablation_plan.plan(
+        SERVICE_NAMES, size.ends, size.extras, ablation_plan.chosen_factors(size)
+    )
     assert stacks[0].name == "tuned"
     assert all(c.end == "tuned" for s in stacks for c in s.members.values())
     flipped = {c.factor for s in stacks for c in s.members.values()} - {None}
@@ -220,13 +223,20 @@ def test_unknown_names_are_refused_with_the_known_ones():
     with pytest.raises(KeyError, match="no value"):
         factors.factor("traces").setting("sometimes")
     with pytest.raises(ValueError, match="smoke"):
-        ablation_plan.size_for("huge")
+        sizing.for_profile("huge")
+
+
+def test_every_profile_sizes_the_why_with_known_ends_and_factors():
+    for profile in sizing.PROFILES:
+        size = sizing.for_profile(profile).why
+        assert set(size.ends) <= set(factors.ENDS), profile
+        assert ablation_plan.chosen_factors(size), profile  # an unknown factor name raises
 
 
 def test_the_parts_of_a_run_go_in_order_and_all_must_run(tmp_path: Path):
     said: list[str] = []
     rates = ablation_plan.rates_for(SERVICE_NAMES, None, heavy=False)
-    size = ablation_plan.SIZES["smoke"]
+    size = sizing.for_profile("smoke").why
     stale = tmp_path / "ablation" / "r0-tuned"
     stale.mkdir(parents=True)
     run = ablation.Ablation("local", tmp_path, ARTIFACTS, rates, size, progress=said.append)
@@ -236,9 +246,9 @@ def test_the_parts_of_a_run_go_in_order_and_all_must_run(tmp_path: Path):
     assert "measures 1 repeat(s): no repeat 2" in said[-1]
     with pytest.raises(RuntimeError, match=r"repeats \[1\] of 1 did not run"):
         run.finish()
-    two = ablation_plan.Size(4.0, 2, False, ("tuned",), False, ("traces",), 0)
+    two = sizing.WhySize(4.0, 2, False, ("tuned",), False, ("traces",), 0)
     with pytest.raises(RuntimeError, match="before repeat 1"):
         ablation.Ablation("local", tmp_path, ARTIFACTS, rates, two, progress=said.append).repeat(1)
     with pytest.raises(ValueError, match="repeats=4"):
-        ablation.Ablation("local", tmp_path, ARTIFACTS, rates, ablation_plan.Size(4.0, 4, False,
+        ablation.Ablation("local", tmp_path, ARTIFACTS, rates, sizing.WhySize(4.0, 4, False,
                           ("tuned",), False, None, 0))  # fmt: skip

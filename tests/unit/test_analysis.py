@@ -1,7 +1,7 @@
 """queries → metrics → claims/plots/summary on data made here, in a real Prometheus.
 
 Known series are written as OpenMetrics with timestamps and turned into TSDB blocks by
-`promtool tsdb create-blocks-from openmetrics`; `helpers.analysis.tsdb.reopen` then serves them
+`promtool tsdb create-blocks-from openmetrics`; `helpers.prometheus.tsdb.reopen` then serves them
 exactly as it serves a finished run. Expected values follow from the data (e.g. a CPU counter
 growing by 0.25 s per second is 0.25 cores), so every assertion can fail.
 """
@@ -18,9 +18,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from helpers.analysis import claims, metrics, plots, queries, summary, tsdb
+from helpers.analysis import claims, metrics, plots, summary
 from helpers.load import loadtest, profiles
-from helpers.serving.stack import ServiceExit
+from helpers.prometheus import queries, tsdb
+from helpers.serving.protocol import ServiceExit
 
 SERVICES = ("python-api-pkl", "python-api-onnx", "go-api-onnx")
 # Per service: requests/s, CPU cores, peak working set (MiB), share of requests in le=0.01

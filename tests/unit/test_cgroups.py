@@ -1,4 +1,4 @@
-"""helpers.serving.cgroups and .exporter against real cgroups and real child processes.
+"""helpers.serving.local.cgroups and .exporter against real cgroups and real child processes.
 
 The point of the exporter is to report what cAdvisor would: these tests make a child do the
 thing (allocate, burn CPU, read a big file, blow the limit) and check that the numbers move
@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 from prometheus_client import generate_latest
 
-from helpers.serving import cgroup_removal, cgroup_stats, cgroups
-from helpers.serving import exporter as cgroup_exporter
+from helpers.serving.local import cgroup_removal, cgroup_stats, cgroups
+from helpers.serving.local import exporter as cgroup_exporter
 
 MIB = 1024 * 1024
 

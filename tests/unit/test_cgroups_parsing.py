@@ -1,5 +1,5 @@
-"""The parts of helpers.serving.cgroups / cgroup_exporter that need no privileges: layout detection,
-the unlimited marker, argument parsing, the /proc fallback. They run everywhere."""
+"""The parts of helpers.serving.local.cgroups / cgroup_exporter that need no privileges: layout
+detection, the unlimited marker, argument parsing, the /proc fallback. They run everywhere."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from prometheus_client import generate_latest
 
-from helpers.serving import cgroup_removal, cgroup_stats, cgroups
-from helpers.serving import exporter as cgroup_exporter
+from helpers.serving.local import cgroup_removal, cgroup_stats, cgroups
+from helpers.serving.local import exporter as cgroup_exporter
 
 
 def mounts(tmp_path: Path, lines: list[str]) -> Path:

@@ -1,17 +1,17 @@
-"""The committed Grafana dashboard is exactly what helpers.analysis.dashboard generates."""
+"""The committed Grafana dashboard is exactly what helpers.prometheus.dashboard generates."""
 
 from __future__ import annotations
 
 import json
 
-from helpers.analysis import dashboard, queries
+from helpers.prometheus import dashboard, queries
 
 
 def test_the_committed_dashboard_is_the_generated_one() -> None:
     committed = dashboard.DASHBOARD_PATH.read_text()
     assert committed == dashboard.render(), (
         "observability/grafana/dashboards/onnx-serving-study.json is stale: "
-        "run `python -m helpers.analysis.dashboard` and commit the result"
+        "run `python -m helpers.prometheus.dashboard` and commit the result"
     )
 
 

@@ -13,8 +13,8 @@ from helpers import net, paths
 from helpers.serving.docker import choice, containers, topology
 from helpers.serving.docker.compose import Compose, ComposeError
 from helpers.serving.docker.stack import DockerStack
+from helpers.serving.protocol import Limits
 from helpers.serving.services import SERVICE_NAMES
-from helpers.serving.stack import Limits
 
 
 def test_limits_from_nanocpus_or_quota_and_memory() -> None:

@@ -13,16 +13,16 @@ import yaml
 
 from helpers import paths
 from helpers.analysis import cost
+from helpers.kubernetes import __main__ as cli
+from helpers.kubernetes import objects, replicas, sources, testruns, validate
 from helpers.load import k6, profiles
-from helpers.serving import cgroups
 from helpers.serving.docker.compose import (
     COMPOSE_FILE,
     SCRAPE_OVERRIDE,
     ComposeError,
     compose_command,
 )
-from helpers.serving.kubernetes import __main__ as cli
-from helpers.serving.kubernetes import objects, sizing, sources, testruns, validate
+from helpers.serving.local import cgroups
 from helpers.serving.services import SERVICE_NAMES, all_services
 
 REFERENCE_DIR = paths.REPO_ROOT / "deploy" / "kubernetes" / "manifests"
@@ -75,7 +75,7 @@ def test_committed_reference_manifests_are_what_the_generator_writes(tmp_path):
         for p in REFERENCE_DIR.rglob("*")
         if p.is_file()
     }
-    assert sorted(fresh) == sorted(kept), "run: python -m helpers.serving.kubernetes --reference"
+    assert sorted(fresh) == sorted(kept), "run: python -m helpers.kubernetes --reference"
     for name, text in fresh.items():
         assert kept[name] == text, f"{name} is stale: regenerate deploy/kubernetes/manifests"
 
@@ -210,7 +210,7 @@ def test_replicas_and_hpas_are_the_cost_models_instances(full):
 
 def test_sizing_says_bounds_as_bounds_and_why_a_service_got_one(tmp_path):
     run = _summary(tmp_path, {"python-api-onnx": {"rate_rps": 400, "bound": "generator"}}, 0.5)
-    sized = {s.service: s for s in sizing.size(1000.0, sizing.summary_path(str(run)))}
+    sized = {s.service: s for s in replicas.size(1000.0, replicas.summary_path(str(run)))}
     assert sized["python-api-onnx"].replicas == 5 and sized["python-api-onnx"].upper_bound
     assert "≤ 5 replicas" in sized["python-api-onnx"].line()
     assert "upper bound" in sized["python-api-onnx"].line()
@@ -221,8 +221,8 @@ def test_sizing_says_bounds_as_bounds_and_why_a_service_got_one(tmp_path):
 
 
 def test_no_run_available_means_one_replica_said_so(tmp_path):
-    assert sizing.summary_path(None, results_dir=tmp_path) is None
-    sized = sizing.size(500.0, None)
+    assert replicas.summary_path(None, results_dir=tmp_path) is None
+    sized = replicas.size(500.0, None)
     assert [s.replicas for s in sized] == [1, 1, 1]
     assert all("the target rate is not used" in s.line() for s in sized)
 
@@ -231,8 +231,8 @@ def test_the_newest_run_with_a_capacity_section_is_found(tmp_path):
     (tmp_path / "no-capacity").mkdir()
     (tmp_path / "no-capacity" / "summary.json").write_text('{"run_id": "x"}')
     run = _summary(tmp_path, {"go-api-onnx": {"rate_rps": 900, "bound": "service"}})
-    assert sizing.summary_path(None, results_dir=tmp_path) == run / "summary.json"
-    assert sizing.summary_path("run-1", results_dir=tmp_path) == run / "summary.json"
+    assert replicas.summary_path(None, results_dir=tmp_path) == run / "summary.json"
+    assert replicas.summary_path("run-1", results_dir=tmp_path) == run / "summary.json"
 
 
 @pytest.mark.parametrize(

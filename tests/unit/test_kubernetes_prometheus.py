@@ -5,7 +5,7 @@ carrying the same `__meta_kubernetes_*` labels, pointing at a stand-in HTTP serv
 127.0.0.1 that answers like the services' /metrics and like a kubelet's /metrics/cadvisor
 (labels `container`, `pod`, `namespace`, and a runtime id in `name`). The generated
 relabel_configs (pods) and metric_relabel_configs (cAdvisor) run unchanged; the queries are
-helpers.analysis.queries', rendered as notebook 05 renders them.
+helpers.prometheus.queries', rendered as notebook 05 renders them.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ import pytest
 import yaml
 
 from helpers import net
-from helpers.analysis import metrics, queries
-from helpers.serving import prometheus
-from helpers.serving.kubernetes import objects, sources
+from helpers.kubernetes import objects, sources
+from helpers.prometheus import client, queries
+from helpers.serving import prometheus_server
 from helpers.serving.services import SERVICE_NAMES
 
 COUNTS = {name: 10.0 * (i + 1) for i, name in enumerate(SERVICE_NAMES)}
@@ -127,28 +127,28 @@ def _as_discovered(config: dict, address: str) -> dict:
 def test_notebook_05s_queries_find_every_service_after_the_relabelling(tmp_path, stand_in):
     config = _as_discovered(objects.prometheus_config(sources.scrape_timing()), stand_in)
     port = net.free_port()
-    server = prometheus.start(
+    server = prometheus_server.start(
         yaml.safe_dump(config), tmp_path, port, tmp_path / "prometheus.log", "prometheus-k8s"
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        prometheus.wait_for_targets(url, {*SERVICE_NAMES, "kubernetes-cadvisor"})
+        prometheus_server.wait_for_targets(url, {*SERVICE_NAMES, "kubernetes-cadvisor"})
         services = queries.services_regex(SERVICE_NAMES)
         requests = queries.render("server_requests_total", table="counters", services=services)
         memory = queries.render("memory_working_set_bytes", services=services)
 
         def answered() -> dict | None:
             now = time.time()
-            got = (metrics.query_instant(url, requests, now),
-                   metrics.query_instant(url, memory, now))  # fmt: skip
+            got = (client.query_instant(url, requests, now),
+                   client.query_instant(url, memory, now))  # fmt: skip
             return got if all(len(g) == len(SERVICE_NAMES) for g in got) else None
 
         served, working_set = net.poll(answered, 15, "series of every service")
         assert served == COUNTS  # `job` = service name, each pod's own path
         assert working_set == WORKING_SET  # `name` = container; POD, pod cgroup, other ns gone
-        kept = metrics.query_instant(url, "count(container_memory_working_set_bytes)", time.time())
+        kept = client.query_instant(url, "count(container_memory_working_set_bytes)", time.time())
         assert kept == {"": 3.0}
         # Three service pods and the kubelet; the pod without the annotation is not scraped.
-        assert metrics.query_instant(url, "count(up)", time.time()) == {"": 4.0}
+        assert client.query_instant(url, "count(up)", time.time()) == {"": 4.0}
     finally:
         server.stop()

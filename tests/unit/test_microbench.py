@@ -1,4 +1,4 @@
-"""helpers.model.microbench and helpers.bench: structure of the measurement, not its speed."""
+"""helpers.model.microbench and helpers.bench.driver: the measurement's structure, not its speed."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 import matplotlib
 import pytest
 
-from helpers import bench
+from helpers.bench import driver
 from helpers.model import microbench
 
 matplotlib.use("Agg")
@@ -43,7 +43,7 @@ def test_bench_runs_only_the_chosen_section(
     model_artifacts: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     argv = ["--only", "model", "--artifacts-dir", str(model_artifacts), "--iterations", "30"]
-    assert bench.main(argv) == 0
+    assert driver.main(argv) == 0
     printed = capsys.readouterr().out
     assert "== model:" in printed and "ratio of medians" in printed
     assert printed.count("median") >= 3
@@ -51,6 +51,6 @@ def test_bench_runs_only_the_chosen_section(
 
 def test_bench_rejects_an_unknown_section(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
-        bench.main(["--only", "nonsense"])
+        driver.main(["--only", "nonsense"])
     assert exit_info.value.code == 2
     assert "invalid choice: 'nonsense'" in capsys.readouterr().err

@@ -1,11 +1,11 @@
-"""helpers.model.safety: the crafted pickle runs code when unpickled, skops refuses what it
+"""helpers.zoo.safety: the crafted pickle runs code when unpickled, skops refuses what it
 does not trust, ONNX external data may not leave its folder; the format table is measured."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from helpers.model import safety
+from helpers.zoo import safety
 
 
 def test_the_crafted_pickle_runs_code_when_unpickled_without_a_check(tmp_path: Path) -> None:
@@ -19,7 +19,7 @@ def test_the_crafted_pickle_runs_code_when_unpickled_without_a_check(tmp_path: P
 
 def test_skops_refuses_an_untrusted_type_until_it_is_trusted(tmp_path: Path) -> None:
     outcome = safety.skops_refusal(tmp_path)
-    assert outcome["untrusted_types"] == ["helpers.model.safety.MarkerOnSkopsLoad"]
+    assert outcome["untrusted_types"] == ["helpers.zoo.safety.MarkerOnSkopsLoad"]
     assert outcome["refused"] and "UntrustedTypesFoundException" in outcome["error"]
     assert outcome["marker_after_refusal"] is False
     assert outcome["marker_after_trusting"] is True  # trust is the reader's decision

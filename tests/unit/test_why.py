@@ -12,7 +12,8 @@ import matplotlib
 import pandas as pd
 import pytest
 
-from helpers.analysis import observations, queries, why, why_plots
+from helpers.analysis import memory_observations, observations, why, why_plots, why_sentences
+from helpers.prometheus import queries
 
 matplotlib.use("Agg")
 
@@ -75,7 +76,9 @@ def test_one_repeat_leaves_the_spread_unknown_and_the_sentence_says_so():
     )  # fmt: skip
     effects = why.effects(single)
     assert effects.within_spread.isna().all() and effects.spread.isna().all()
-    said = why.factor_sentence("traces", "spans", {"published": "on", "tuned": "off"}, effects)
+    said = why_sentences.factor_sentence(
+        "traces", "spans", {"published": "on", "tuned": "off"}, effects
+    )
     assert "One repeat: the spread over repeats is unknown." in said
     assert "go-api-onnx CPU per request +60 µs (+20 %)" in said
 
@@ -84,7 +87,7 @@ def test_the_factor_sentence_follows_the_numbers_and_names_what_was_not_measured
     effects = why.effects(ROWS)
     skipped = [{"service": "go-api-onnx", "factor": "access_log", "end": "tuned",
                 "value": "published", "reason": "it writes no line per request"}]  # fmt: skip
-    said = why.factor_sentence(
+    said = why_sentences.factor_sentence(
         "access_log", "a log line per request", {"published": "on", "tuned": "off"}, effects,
         skipped,
     )  # fmt: skip
@@ -96,21 +99,21 @@ def test_the_factor_sentence_follows_the_numbers_and_names_what_was_not_measured
     assert "One repeat" not in said
     cheaper = ROWS.copy()
     cheaper.loc[cheaper.factor == "access_log", "service_cpu_us_per_request"] -= 300
-    again = why.factor_sentence("access_log", "x", {"published": "on", "tuned": "off"},
+    again = why_sentences.factor_sentence("access_log", "x", {"published": "on", "tuned": "off"},
                                 why.effects(cheaper))  # fmt: skip
     assert "CPU per request -150 µs (-15 %)" in again
 
 
 def test_quota_factors_name_the_throttled_share_and_large_changes_read_as_factors():
     effects = why.effects(ROWS)
-    said = why.factor_sentence(
+    said = why_sentences.factor_sentence(
         "gomaxprocs", "GOMAXPROCS", {"published": "host", "tuned": "default", "1": "GOMAXPROCS=1"},
         effects,
     )  # fmt: skip
     assert "GOMAXPROCS=1 instead" in said
     assert "throttled periods +20 pp (from 0 %)" in said
     assert "client p99 +1.10 ms (+55 %)" in said
-    assert why.change_phrase(
+    assert why_sentences.change_phrase(
         {"metric": "p99_ms", "change": 45.0, "relative": 9.0, "base": 5.0, "within_spread": None}
     ) == "client p99 +45.00 ms (×10)"  # fmt: skip
 
@@ -131,13 +134,13 @@ def test_gomaxprocs_preface_says_when_published_and_tuned_are_the_same_setting()
         {"service": "go-api-onnx", "end": "tuned", "factor": "gomaxprocs", "value": "1",
          "gomaxprocs": 1, "num_cpu": 2},
     ]  # fmt: skip
-    said = why.gomaxprocs_preface(started)
+    said = why_sentences.gomaxprocs_preface(started)
     assert "tuned: 2, published: 2, 1: 1" in said
     assert "the same setting here (GOMAXPROCS 2 either way" in said and "A/A" in said
     started[1]["gomaxprocs"] = started[1]["num_cpu"] = 8
-    differs = why.gomaxprocs_preface(started)
+    differs = why_sentences.gomaxprocs_preface(started)
     assert "published: 8" in differs and "differ here" in differs and "A/A" not in differs
-    assert "no GOMAXPROCS" in why.gomaxprocs_preface([])
+    assert "no GOMAXPROCS" in why_sentences.gomaxprocs_preface([])
 
 
 def rpm_series(served_factor: float) -> pd.DataFrame:
@@ -190,12 +193,12 @@ def test_memory_figures_tell_page_cache_from_the_working_set():
         + [{"service": "pkl", "metric": "memory_working_set_bytes", "elapsed_s": t,
             "value": v * MIB} for t, v in [(0, 90), (1, 96), (2, 95)]]
     )  # fmt: skip
-    figures = observations.memory_figures(frame, 128 * MIB)
+    figures = memory_observations.memory_figures(frame, 128 * MIB)
     pkl = figures.loc["pkl"]
     assert pkl.peak_usage_mib == 120 and pkl.peak_working_set_mib == 96
     assert pkl.page_cache_share_at_peak == pytest.approx(0.2)
     assert pkl.time_usage_above_90 == pytest.approx(2 / 3) and pkl.time_working_set_above_90 == 0
-    said = observations.memory_sentence(figures, "coupled", 128 * MIB)
+    said = memory_observations.memory_sentence(figures, "coupled", 128 * MIB)
     assert "usage peaked at 120 MiB (94 % of 128 MiB), its working set at 96 MiB (75 %)" in said
     assert "page cache was 20 % of the usage at its peak" in said
 
@@ -254,7 +257,7 @@ def test_ends_at_the_seed_peak_and_memory_in_the_ablation():
     assert verdicts["published"]["pkl"]["passed"] is False
     assert verdicts["tuned"]["pkl"]["passed"] is True
     medians = why.medians(rows)
-    numbers, said = observations.memory_in_ablation(medians, why.effects(rows), 128 * MIB)
+    numbers, said = memory_observations.memory_in_ablation(medians, why.effects(rows), 128 * MIB)
     assert numbers["pkl"]["published"]["working_set_of_limit"] == pytest.approx(120 / 128)
     assert "pkl peak working set published 120 MiB (94 %), tuned 100 MiB (78 %)" in said
     assert "the largest move: traces=published from the tuned end, +12.0 MiB" in said

@@ -1,4 +1,4 @@
-"""helpers.model.zoo: every zoo model trains, converts (or says why not), passes parity, and
+"""helpers.zoo.classifiers: every zoo model trains, converts (or says why not), passes parity, and
 writes artifacts in the seed's schema; a perturbed graph fails parity; unknown names stop."""
 
 from __future__ import annotations
@@ -11,8 +11,9 @@ import pytest
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.linear_model import LogisticRegression
 
-from helpers.model import convert, parity, zoo, zoo_convert, zoo_report
+from helpers.model import convert, parity
 from helpers.model import manifest as manifest_io
+from helpers.zoo import classifiers, conversion, report
 
 CONVERTIBLE = ("random_forest", "hist_gradient_boosting", "svc", "mlp", "knn")
 
@@ -24,17 +25,17 @@ def built(model_artifacts: Path, tmp_path_factory: pytest.TempPathFactory) -> di
     (seed_dir / manifest_io.MANIFEST_NAME).write_bytes(
         (model_artifacts / manifest_io.MANIFEST_NAME).read_bytes()
     )
-    models = zoo.build_all(list(zoo.KNOWN), seed_dir, profile="smoke", n_random=300)
+    models = classifiers.build_all(list(classifiers.KNOWN), seed_dir, profile="smoke", n_random=300)
     return {zm.spec.name: zm for zm in models}
 
 
 def test_unknown_model_name_lists_the_known_ones() -> None:
     with pytest.raises(ValueError, match="unknown zoo model 'xgboost'") as error:
-        zoo.resolve(["svc", "xgboost"])
-    for name in zoo.KNOWN:
+        classifiers.resolve(["svc", "xgboost"])
+    for name in classifiers.KNOWN:
         assert name in str(error.value)
     with pytest.raises(ValueError, match="known models"):
-        zoo.resolve([])
+        classifiers.resolve([])
 
 
 @pytest.mark.parametrize("name", CONVERTIBLE)
@@ -42,7 +43,7 @@ def test_each_convertible_model_is_served_by_a_graph_that_passes_parity(
     built: dict, name: str
 ) -> None:
     zm = built[name]
-    assert zm.served is not None and zm.served.passed, zoo_report.parity_summary([zm])
+    assert zm.served is not None and zm.served.passed, report.parity_summary([zm])
     table = zm.served.parity.set_index("row_set")
     for row_set in ("test set", "all 150 iris rows", "one feature missing", "all four missing"):
         assert table.loc[row_set, "label_mismatches"] == 0
@@ -60,7 +61,7 @@ def test_manifest_has_the_seed_schema_and_verifies(built: dict, name: str) -> No
         recorded["training"]
     )
     expected = {"model.pkl", "model.onnx"} if zm.served else {"model.pkl"}
-    assert set(zoo.verify(zm.artifacts_dir)) == expected
+    assert set(classifiers.verify(zm.artifacts_dir)) == expected
     if zm.served:
         section = recorded["onnx"]
         assert section["serving_file"] == "model.onnx"
@@ -81,7 +82,7 @@ def test_a_tampered_zoo_model_fails_verification(built: dict, tmp_path: Path) ->
         (copy / item.name).write_bytes(item.read_bytes())
     (copy / "model.onnx").write_bytes((copy / "model.onnx").read_bytes() + b"\0")
     with pytest.raises(manifest_io.ArtifactMismatch, match=r"model\.onnx"):
-        zoo.verify(copy)
+        classifiers.verify(copy)
 
 
 def _perturbed(model_path: Path) -> bytes:
@@ -106,7 +107,7 @@ def _perturbed(model_path: Path) -> bytes:
 @pytest.mark.parametrize("name", CONVERTIBLE)
 def test_a_perturbed_model_fails_parity(built: dict, name: str) -> None:
     zm = built[name]
-    sets = zoo_convert.parity_sets(zm.model, manifest_io.load(zm.manifest_path), n_random=300)
+    sets = conversion.parity_sets(zm.model, manifest_io.load(zm.manifest_path), n_random=300)
     broken = convert.load_session(_perturbed(zm.artifacts_dir / "model.onnx"))
     table = parity.compare(zm.model, broken, sets, name, reference_dtype=np.float64)
     assert not parity.ParityReport(table, parity.summarize(table)).passed
@@ -133,31 +134,33 @@ def test_a_model_that_does_not_convert_is_a_row_with_the_reason(
     (tmp_path / manifest_io.MANIFEST_NAME).write_bytes(
         (model_artifacts / manifest_io.MANIFEST_NAME).read_bytes()
     )
-    spec = zoo.ModelSpec(
-        "no_converter", "a custom classifier", lambda p, s: zoo._pipeline(_NoConverter(), True)
+    spec = classifiers.ModelSpec(
+        "no_converter",
+        "a custom classifier",
+        lambda p, s: classifiers._pipeline(_NoConverter(), True),
     )
-    zm = zoo.build(spec, tmp_path)
+    zm = classifiers.build(spec, tmp_path)
     assert zm.served is None
     assert not (zm.artifacts_dir / "model.onnx").exists()
-    row = zoo_report.conversion_table([zm, built["svc"]]).loc["no_converter"]
+    row = report.conversion_table([zm, built["svc"]]).loc["no_converter"]
     assert not row["converts"]
     assert "_NoConverter" in row["why_not"] and "float:" in row["why_not"]
-    summary = zoo_report.parity_summary([zm])
-    assert set(summary.index.get_level_values("input_type")) == set(zoo.INPUT_TYPE_ORDER)
+    summary = report.parity_summary([zm])
+    assert set(summary.index.get_level_values("input_type")) == set(classifiers.INPUT_TYPE_ORDER)
     assert summary["error"].str.contains("_NoConverter").all()
     recorded = manifest_io.load(zm.manifest_path)["onnx"]
     assert (
         recorded["converted"] is False and "_NoConverter" in recorded["attempts"]["float"]["error"]
     )
-    assert "1 does not" in zoo_report.conversion_finding([zm, built["svc"]])
+    assert "1 does not" in report.conversion_finding([zm, built["svc"]])
     # the zoo's own non-convertible member is a row too, never an omission
-    assert not zoo_report.conversion_table([built["label_spreading"]]).loc[
+    assert not report.conversion_table([built["label_spreading"]]).loc[
         "label_spreading", "converts"
     ]
 
 
 def test_float32_flips_tree_decisions_and_the_double_graph_fixes_boosting(built: dict) -> None:
-    summary = zoo_report.parity_summary([built["hist_gradient_boosting"], built["random_forest"]])
+    summary = report.parity_summary([built["hist_gradient_boosting"], built["random_forest"]])
     hgb_float = summary.loc[("hist_gradient_boosting", "float")]
     hgb_double = summary.loc[("hist_gradient_boosting", "double")]
     assert hgb_float["threshold_rows_mismatches"] > 0 and not hgb_float["passed"]
@@ -166,7 +169,7 @@ def test_float32_flips_tree_decisions_and_the_double_graph_fixes_boosting(built:
     # the forest is the other way round: its trees compare float32 features
     assert summary.loc[("random_forest", "float"), "passed"]
     assert not summary.loc[("random_forest", "double"), "passed"]
-    finding = zoo_report.float32_finding(list(built.values()))
+    finding = report.float32_finding(list(built.values()))
     assert "hist_gradient_boosting's float32 graph disagrees" in finding
     assert "random_forest" in finding
 
@@ -182,3 +185,12 @@ def test_threshold_rows_sit_on_the_split_thresholds(built: dict) -> None:
     assert rows[0, feature] == threshold and rows[1, feature] == round(threshold, 2)
     assert rows[2, feature] > threshold > rows[3, feature]
     assert len(parity.threshold_rows(built["svc"].model, base)) == 0  # no trees, no rows
+
+
+def test_the_svc_is_platt_scaled_without_deprecated_parameters(built: dict):
+    """scikit-learn 1.9 deprecates SVC(probability=True) (removed in 1.11): the zoo's SVC is
+    calibrated by CalibratedClassifierCV instead, trains without a warning, and converts."""
+    svc = built["svc"]
+    assert svc.estimator == "CalibratedClassifierCV"
+    assert svc.result.deprecation_warnings == []
+    assert svc.served is not None and svc.served.passed

@@ -2,7 +2,7 @@
 
 - `registry`: the compose file's pinned images (or the user's `*_IMAGE` variables), pulled if
   missing; a missing required image is an error.
-- `local`: the local stand-ins of `helpers.serving.docker.images` wherever one exists
+- `local`: the local stand-ins of `helpers.serving.docker.standins.images` wherever one exists
   (debootstrap + this host's binaries, no registry at all).
 - `auto` (default): `registry` where it works; an image that is neither present nor pullable
   is replaced by its stand-in, and the log says so. A user's `*_IMAGE` variable is used as given.
@@ -110,7 +110,7 @@ def resolve_images(
     client: Any, pinned: dict[str, str], mode: str | None, log: Callable[[str], None]
 ) -> tuple[dict[str, str], dict[str, str]]:
     """`choose_images` with the stand-ins it asks for made (cached), every choice logged."""
-    from helpers.serving.docker import images
+    from helpers.serving.docker.standins import images
 
     chosen, reasons, make = choose_images(client, pinned, tuple(images.STAND_INS), mode)
     if make:

@@ -19,7 +19,7 @@ from typing import Any
 
 from helpers.serving import process
 from helpers.serving.docker.compose import PROJECT_LABEL, SERVICE_LABEL
-from helpers.serving.stack import ExitLog, Limits, ServiceExit
+from helpers.serving.protocol import ExitLog, Limits, ServiceExit
 
 RUNNING = ("created", "running", "restarting")
 
@@ -97,7 +97,7 @@ class ExitWatcher:
 
 
 class K6Container:
-    """k6 in a container: a `helpers.serving.stack.LoadGenerator`. Its output is followed into
+    """k6 in a container: a `helpers.serving.protocol.LoadGenerator`. Its output is followed into
     `log_path` by a thread; its CPU time comes from the engine's stats (right even when the
     engine runs in a VM); `stop()` returns its exit status and removes the container."""
 

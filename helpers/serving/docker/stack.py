@@ -26,7 +26,6 @@ import json
 import os
 import sys
 import time
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -34,22 +33,22 @@ import httpx
 import yaml
 
 from helpers import net, paths
-from helpers.serving import collector, ports, process, prometheus
-from helpers.serving.docker import choice, containers, engine, topology
+from helpers.serving import collector, ports, process, prometheus_server
+from helpers.serving.docker import choice, containers, engine, record, topology
 from helpers.serving.docker.compose import PROJECT, PROJECT_LABEL, SERVICE_LABEL, Compose
 from helpers.serving.docker.containers import ExitWatcher, K6Container
-from helpers.serving.services import LATENCY_BUCKETS_S, SERVICE_NAMES
-from helpers.serving.stack import (
+from helpers.serving.docker.standins import private_engine
+from helpers.serving.protocol import (
     SERVICE_READY_TIMEOUT_S,
     ExitLog,
     Limits,
     ServiceExit,
     Stack,
     freeze_manifest,
-    gomaxprocs_from_log,
-    record_header,
     run_id_of,
 )
+from helpers.serving.services import SERVICE_NAMES
+from helpers.serving.teardown import Teardown
 
 HOST = ports.HOST
 STACK_LABEL = "org.onnx-serving-study.stack"  # on the k6 containers, to find leftovers
@@ -141,7 +140,7 @@ class DockerStack(Stack):
         self.logs_dir.mkdir(parents=True, exist_ok=True)
         freeze_manifest(self.artifacts_dir, self.stack_dir)
         try:
-            self.engine = engine.ensure_engine()
+            self.engine = private_engine.ensure_engine()
         except engine.EngineUnavailable as error:
             raise engine.EngineUnavailable(
                 f"the docker backend needs a Docker engine: {error}. Start Docker (or run as "
@@ -176,10 +175,14 @@ class DockerStack(Stack):
         self._wait("prometheus", f"{self.prometheus_url}/-/ready")
         if not self.topology.cadvisor:
             self._start_exporter()
-        prometheus.wait_for_targets(self.prometheus_url, set(self.topology.jobs), timeout_s=60)
+        prometheus_server.wait_for_targets(
+            self.prometheus_url, set(self.topology.jobs), timeout_s=60
+        )
         if self.topology.grafana:
             self.grafana_url = f"http://{HOST}:{self.ports['grafana']}"
-        (self.stack_dir / "stack.json").write_text(json.dumps(self.describe(), indent=2) + "\n")
+        (self.stack_dir / "stack.json").write_text(
+            json.dumps(record.describe(self), indent=2) + "\n"
+        )
         log(f"stack ready in {time.monotonic() - started:.1f} s")
 
     def _environment(self) -> dict[str, str]:
@@ -248,58 +251,6 @@ class DockerStack(Stack):
     def failures(self) -> list[ServiceExit]:
         return self.exits.all()
 
-    # -- record -----------------------------------------------------------------------------
-
-    def describe(self) -> dict[str, Any]:
-        """Everything stack.json records (the local backend's keys, plus the docker ones)."""
-        go_log = self.containers["go-api-onnx"].logs().decode(errors="replace")
-        return record_header(self) | {
-            "telemetry": self.telemetry,
-            "prometheus": {
-                "url": self.prometheus_url,
-                "remote_write_url": self.remote_write_url,
-                "data_dir": str(self.run_dir / "prometheus" / "data"),
-                "config": str(self.prometheus_config),
-                "scrape_interval_s": prometheus.SCRAPE_INTERVAL_S,
-                "container": containers.summary(self.containers["prometheus"].attrs),
-            },
-            "exporter": {
-                "kind": "host cgroup exporter" if self.exporter else "cadvisor",
-                "target": self.exporter_target,
-                "pid": self.exporter.pid if self.exporter else None,
-            },
-            "grafana_url": self.grafana_url,
-            "services": {
-                name: {
-                    "url": self.service_urls[name],
-                    "load_target_url": self.load_target_urls[name],
-                    "container": containers.summary(self.containers[name].attrs),
-                    "limits": asdict(self.limits[name]),
-                    "environment": self.service_env.get(name, {}),
-                    "healthz": self.healthz.get(name),
-                    "log": str(self.logs_dir / f"{name}.log"),
-                }
-                for name in self.service_names
-            },
-            "latency_buckets_s": list(LATENCY_BUCKETS_S),
-            "docker": {
-                "engine": self.engine.host,
-                "engine_owned": self.engine.owned,
-                "compose_files": [str(f) for f in self.compose.files],
-                "project": PROJECT,
-                "services": self.topology.services,
-                "images": self.images,
-                "image_choice": self.image_reasons,
-                "built": self.build,
-            },
-            "go_maxprocs": gomaxprocs_from_log(go_log),
-            "versions": {
-                "docker_engine": str(self.client.version().get("Version")),
-                "compose": self.compose.version(),
-                **{name: str(health.get("runtime", "?")) for name, health in self.healthz.items()},
-            },
-        }
-
     # -- load and stop ----------------------------------------------------------------------
 
     def start_load_generator(
@@ -333,31 +284,21 @@ class DockerStack(Stack):
         if self._stopped:
             return
         self._stopped = True
-        errors: list[BaseException] = []
-
-        def attempt(step: Any, *args: Any) -> None:
-            try:
-                step(*args)
-            except Exception as error:
-                errors.append(error)
-
-        for generator in self.load_generators:
-            attempt(generator.stop)
-        if self.watcher is not None:
-            attempt(self.watcher.close)
-        if self.compose is not None and self.watcher is not None:
-            attempt(self.compose.run, "stop", "-t", str(STOP_GRACE_S))
-            attempt(self._save_logs)
-            attempt(self.compose.run, "down", "--volumes", "--remove-orphans", "-t", "5")
-        if self.exporter is not None:
-            attempt(self.exporter.stop)
-        if self.client is not None:
-            attempt(self.client.close)
-        if self.engine is not None and self.engine.owned:
-            attempt(self.engine.stop)
-        atexit.unregister(self.stop)
-        if errors:
-            raise errors[0]
+        with Teardown() as teardown:
+            teardown.stop_all(self.load_generators)
+            if self.watcher is not None:
+                teardown.step(self.watcher.close)
+            if self.compose is not None and self.watcher is not None:
+                teardown.step(self.compose.run, "stop", "-t", str(STOP_GRACE_S))
+                teardown.step(self._save_logs)
+                teardown.step(self.compose.run, "down", "--volumes", "--remove-orphans", "-t", "5")
+            if self.exporter is not None:
+                teardown.step(self.exporter.stop)
+            if self.client is not None:
+                teardown.step(self.client.close)
+            if self.engine is not None and self.engine.owned:
+                teardown.step(self.engine.stop)
+            atexit.unregister(self.stop)
 
 
 def start_docker_stack(

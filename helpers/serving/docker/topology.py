@@ -2,7 +2,7 @@
 
 The APIs and Prometheus always run; the collector, cAdvisor and Grafana when their images are
 there (`choice`). Without the collector, `docker-compose.scrape.yaml` has Prometheus scrape the
-APIs' own endpoints (same names and labels); without cAdvisor, `helpers.serving.exporter` runs
+APIs' own endpoints (same names and labels); without cAdvisor, `helpers.serving.local.exporter` runs
 on the host against the containers' cgroups and publishes cAdvisor's `container_*` names. The
 run's Prometheus config keeps only the jobs whose targets exist, so every target must be up.
 """
@@ -17,9 +17,10 @@ from typing import Any
 import yaml
 
 from helpers import net, paths
-from helpers.serving import exporter, process
+from helpers.serving import process
 from helpers.serving.docker.choice import OPTIONAL_SERVICES
 from helpers.serving.docker.compose import COMPOSE_FILE, SCRAPE_OVERRIDE
+from helpers.serving.local import exporter
 from helpers.serving.services import SERVICE_NAMES
 
 PROMETHEUS_CONFIGS = paths.OBSERVABILITY_DIR / "prometheus"
@@ -142,10 +143,10 @@ def cgroup_relpath(pid: int, proc: Path = Path("/proc")) -> str:
 def start_host_exporter(
     containers: dict[str, Any], client: Any, logs_dir: Path, apis: tuple[str, ...] = SERVICE_NAMES
 ) -> tuple[process.ManagedProcess, str]:
-    """`helpers.serving.exporter` on the host for the APIs' containers, listening on the
+    """`helpers.serving.local.exporter` on the host for the APIs' containers, listening on the
     project network's gateway (the host side of its bridge: Prometheus' container reaches it,
     nothing beyond this machine does). Returns the process and its host:port, once it answers."""
-    argv = [sys.executable, "-m", "helpers.serving.exporter"]
+    argv = [sys.executable, "-m", "helpers.serving.local.exporter"]
     for name in apis:
         pid = int(containers[name].attrs["State"].get("Pid") or 0)
         try:
