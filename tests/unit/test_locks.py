@@ -5,12 +5,13 @@ and the images install from the same locks, so a dependency changed in pyproject
 requirements.txt without `make lock` would go unnoticed: the old lock still installs. These
 tests read the locks as pip does (a pin and its hashes per package) and compare them with
 their sources, with each other (the services resolve under the study's lock) and with the
-installed environments.
+installed environments; the Go image's ONNX Runtime wheel must carry a hash the lock lists.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import tomllib
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from helpers import paths
 SERVICES = ("python-api-pkl", "python-api-onnx")
 STUDY_LOCK = paths.REPO_ROOT / "requirements.lock"
 COMMON = paths.SERVICES_DIR / "python-common" / "pyproject.toml"
+GO_DOCKERFILE = paths.REPO_ROOT / "go-api-onnx" / "build" / "Dockerfile"
 # What the locks are made for (Makefile: LOCK_FLAGS): CPython 3.11 on x86_64 Linux.
 TARGET = {"python_version": "3.11", "sys_platform": "linux", "platform_system": "Linux"}
 
@@ -130,3 +132,11 @@ def test_the_environment_holds_every_pin_of_its_lock(lock: Path) -> None:
         if installed.get(name) != pin.version
     }
     assert not wrong, f"(locked, installed) differ: {wrong}; run `make setup`"
+
+
+def test_the_go_image_checks_the_onnxruntime_wheel_the_lock_lists() -> None:
+    args = dict(re.findall(r"^ARG (ORT_\w+)=(\S+)$", GO_DOCKERFILE.read_text(), re.MULTILINE))
+    pin = read_lock(paths.SERVICES_DIR / "python-api-onnx" / "requirements.lock")["onnxruntime"]
+    assert args["ORT_VERSION"] == pin.version
+    assert args["ORT_WHEEL"].startswith(f"onnxruntime-{pin.version}-")
+    assert f"sha256:{args['ORT_WHEEL_SHA256']}" in pin.hashes
