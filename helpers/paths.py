@@ -34,7 +34,8 @@ def ort_shared_library() -> Path:
     """The ONNX Runtime C library shipped inside the pinned `onnxruntime` wheel.
 
     The Go service loads it through cgo; taking it from the same wheel as the Python ONNX
-    service means both run the very same runtime build.
+    service means both run the very same runtime build, one whose sha256 pip checked against
+    the lock when `make setup` installed it.
     """
     roots = [SERVICE_ENVS_DIR / "python-api-onnx", Path(sys.prefix)]
     for root in roots:

@@ -78,7 +78,7 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 		OrtSharedLibPath: env.get("ORT_SHARED_LIB_PATH", "libonnxruntime.so"), // a bare name: dlopen searches
 		PredictStage:     env.choice("PREDICT_STAGE", "full", "full", "parse", "noop"),
 		AccessLog:        env.flag("ACCESS_LOG"),
-		// autoexport would take an unset variable for otlp; the contract's default is none.
+		// OTel's own default for an unset variable is otlp; the contract's is none.
 		TracesExporter: env.choice("OTEL_TRACES_EXPORTER", "none", "none", "otlp"),
 		// Read by the SDK too, but checked here so a typo is exit 2, not a silent default.
 		SpanExportDelay: time.Millisecond * time.Duration(env.integer("OTEL_BSP_SCHEDULE_DELAY", "5000", 1, 3_600_000, "milliseconds")),
@@ -88,6 +88,11 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 	if cfg.MetricsExporter == "otlp" || cfg.TracesExporter == "otlp" {
 		for _, name := range []string{"OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"} {
 			env.httpURL(name)
+		}
+		// Only the OTLP/HTTP exporters are linked (no gRPC client in the binary): a request
+		// for grpc is refused rather than silently sent over HTTP to a gRPC port.
+		for _, name := range []string{"OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL"} {
+			env.choice(name, "http/protobuf", "http/protobuf")
 		}
 	}
 	if env.err != nil {

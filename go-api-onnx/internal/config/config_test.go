@@ -55,7 +55,9 @@ func TestGoodValues(t *testing.T) {
 		{map[string]string{"OTEL_TRACES_EXPORTER": "otlp", "OTEL_BSP_SCHEDULE_DELAY": "3000"}, func(c Config) bool { return c.TracesExporter == "otlp" && c.SpanExportDelay == 3*time.Second }},
 		{map[string]string{"OTEL_TRACES_EXPORTER": "none"}, func(c Config) bool { return c.TracesExporter == "none" }},
 		{map[string]string{"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "https://collector:4318/v1/traces"}, func(c Config) bool { return true }},
-		{map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "collector:4318"}, func(c Config) bool { return true }}, // checked only when otlp is used
+		{map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "collector:4318"}, func(c Config) bool { return true }},                    // checked only when otlp is used
+		{map[string]string{"OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"}, func(c Config) bool { return c.MetricsExporter == "prometheus" }}, // likewise
+		{map[string]string{"OTEL_METRICS_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf"}, func(c Config) bool { return c.MetricsExporter == "otlp" }},
 		{map[string]string{"GOMAXPROCS": "1"}, func(c Config) bool { return true }},
 		{map[string]string{"GOMAXPROCS": "+2"}, func(c Config) bool { return true }}, // the runtime's strconv.ParseInt takes it
 		{map[string]string{"GOMAXPROCS": ""}, func(c Config) bool { return true }},
@@ -97,6 +99,9 @@ func TestInvalidSettingsNameTheVariableAndValue(t *testing.T) {
 		{map[string]string{"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "collector:4318"}, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "collector:4318"},
 		{map[string]string{"OTEL_METRICS_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://"}, "OTEL_EXPORTER_OTLP_ENDPOINT", "http://"},
 		{map[string]string{"OTEL_METRICS_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT": "grpc://x:4317"}, "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "grpc://x:4317"},
+		{map[string]string{"OTEL_METRICS_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"}, "OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"},
+		{map[string]string{"OTEL_METRICS_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL": "http/json"}, "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", "http/json"},
+		{map[string]string{"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "grpc"}, "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "grpc"},
 		{map[string]string{"GOMAXPROCS": "0"}, "GOMAXPROCS", "0"},
 		{map[string]string{"GOMAXPROCS": "-1"}, "GOMAXPROCS", "-1"},
 		{map[string]string{"GOMAXPROCS": "two"}, "GOMAXPROCS", "two"},

