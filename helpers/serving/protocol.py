@@ -42,6 +42,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from helpers import files
+from helpers.serving.instances import Instance
+
 EVENTS_NAME = "events.json"
 SERVICE_READY_TIMEOUT_S = 60.0
 
@@ -75,6 +78,19 @@ class ServiceExit:
         return f"{self.service} stopped at {stamp} ({self.how}{oom})"
 
 
+@dataclass(frozen=True)
+class Usage:
+    """One reading of an instance's counters, straight from its cgroup (container): CPU,
+    CFS periods, memory as cAdvisor defines it, OOM kills. Windows of load read it before and
+    after, so a window's cost is exact, not a scrape a second apart."""
+
+    cpu_usage_seconds: float
+    cfs_periods: int
+    cfs_throttled_periods: int
+    memory_working_set_bytes: int
+    oom_kills: int
+
+
 class LoadGenerator(Protocol):
     """A running k6, wherever the backend runs it (a process or a container)."""
 
@@ -101,9 +117,11 @@ class Stack(Protocol):
     load_target_urls: dict[str, str]  # name -> base URL as the load generator sees it
     prometheus_url: str  # query API, e.g. http://127.0.0.1:9090
     remote_write_url: str  # Prometheus remote-write endpoint for k6
+    instances: dict[str, Instance]  # name -> what runs under it (helpers.serving.instances)
     limits: dict[str, Limits]
     limits_enforced: bool
     limits_note: str  # why limits are (not) enforced, in words
+    machine: dict[str, Any]  # helpers.machine.describe() when the stack started
 
     def start_load_generator(
         self, args: list[str], env: dict[str, str], log_path: Path
@@ -112,7 +130,17 @@ class Stack(Protocol):
         ...
 
     def failures(self) -> list[ServiceExit]:
-        """Services that exited since the stack came up, in order (empty: all still serve)."""
+        """Services — and the parts that watch them: Prometheus, the exporter, the collector —
+        that exited since the stack came up, in order (empty: all still run)."""
+        ...
+
+    def usage(self, name: str) -> Usage:
+        """The instance's counters now (its cgroup or container)."""
+        ...
+
+    def restart(self, name: str) -> float:
+        """Stop the instance and start it again, the same way and under the same limits;
+        returns when the new process was spawned (unix seconds) — not when it is ready."""
         ...
 
     def stop(self) -> None: ...
@@ -175,8 +203,7 @@ class ExitLog:
         with self._lock:
             self._exits.append(event)
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            payload = {"service_exits": [asdict(e) for e in self._exits]}
-            self.path.write_text(json.dumps(payload, indent=2) + "\n")
+            files.write_json(self.path, {"service_exits": [asdict(e) for e in self._exits]})
         print(f"!! {event.sentence()}", flush=True)
 
     def all(self) -> list[ServiceExit]:
@@ -193,12 +220,26 @@ def failure_report(exits: list[ServiceExit]) -> str:
     return "\n".join(lines)
 
 
-def read_exits(run_dir: Path) -> list[ServiceExit]:
-    """The service exits a run's stack recorded (empty when none, or no stack ran)."""
-    path = Path(run_dir) / "stack" / EVENTS_NAME
-    if not path.exists():
-        return []
-    return [ServiceExit(**raw) for raw in json.loads(path.read_text())["service_exits"]]
+def read_exits(run_dir: Path, nested: bool = False) -> list[ServiceExit]:
+    """The exits a run's stack recorded (empty when none, or no stack ran); with `nested`,
+    also those of every stack started in the run folder's sub-folders (notebooks 06–09 start
+    stacks of their own), in the order they happened. A record that cannot be read — cut
+    short by a crash — is itself reported, never a crash of the reader."""
+    root = Path(run_dir)
+    found = (
+        sorted(root.glob(f"**/stack/{EVENTS_NAME}")) if nested else [root / "stack" / EVENTS_NAME]
+    )
+    exits = []
+    for path in found:
+        if not path.exists():
+            continue
+        try:
+            raw = json.loads(path.read_text())["service_exits"]
+            exits += [ServiceExit(**event) for event in raw]
+        except (ValueError, KeyError, TypeError) as error:
+            exits.append(ServiceExit(str(path.relative_to(root)), path.stat().st_mtime,
+                                     f"an unreadable exit record ({error})", None, ""))  # fmt: skip
+    return sorted(exits, key=lambda e: e.at)
 
 
 def served_manifest(run_dir: Path) -> dict[str, Any]:

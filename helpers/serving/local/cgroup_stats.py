@@ -12,7 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
+
 from helpers.serving.local.cgroups import CFS_PERIOD_US, Cgroup, CgroupError
+from helpers.serving.protocol import Usage
 
 # v1 reports "no limit" as PAGE_COUNTER_MAX pages (9223372036854771712 on 4 KiB pages).
 _V1_UNLIMITED_FLOOR = 1 << 62
@@ -146,3 +149,25 @@ def _read_stats_v2(cgroup: Cgroup) -> CgroupStats:
         cfs_throttled_seconds=cpu_stat.get("throttled_usec", 0) / 1e6,
         oom_kills=events.get("oom_kill", 0),
     )
+
+
+def usage(cgroup: Cgroup, pid: int) -> Usage:
+    """What a window of load reads before and after: the cgroup's counters, or — where
+    cgroups could not be made — the process tree's CPU and RSS (no CFS figures)."""
+    if cgroup.enforced:
+        read = read_stats(cgroup)
+        return Usage(
+            read.cpu_usage_seconds,
+            read.cfs_periods,
+            read.cfs_throttled_periods,
+            read.memory_working_set_bytes,
+            read.oom_kills,
+        )
+    try:
+        tree = psutil.Process(pid)
+        members = [tree, *tree.children(recursive=True)]
+        cpu = sum(sum(m.cpu_times()[:2]) for m in members)
+        rss = sum(m.memory_info().rss for m in members)
+    except psutil.Error:
+        cpu, rss = 0.0, 0
+    return Usage(cpu, 0, 0, rss, 0)

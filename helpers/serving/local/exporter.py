@@ -121,7 +121,7 @@ class CgroupCollector(Collector):
                 quota.add_metric(value, limits.cpu_quota_us)
             period.add_metric(value, limits.cpu_period_us)
         for name, pid in self.pids.items():
-            reading = _process_reading(pid)
+            reading = process_reading(pid)
             if reading is None:
                 continue
             cpu_seconds, rss_bytes = reading
@@ -134,7 +134,7 @@ class CgroupCollector(Collector):
         yield from (memory_limit, quota, period)
 
 
-def _process_reading(pid: int) -> tuple[float, int] | None:
+def process_reading(pid: int) -> tuple[float, int] | None:
     """(user+system CPU seconds, RSS bytes) of one process; None once it is gone."""
     try:
         process = psutil.Process(pid)
@@ -143,6 +143,18 @@ def _process_reading(pid: int) -> tuple[float, int] | None:
     except psutil.Error:
         return None
     return times.user + times.system, rss
+
+
+def command(host: str, port: int, groups: dict[str, cgroups.Cgroup], pids: dict[str, int]):
+    """The exporter's command line: a cgroup per member, or its pid where cgroups are off."""
+    argv = [sys.executable, "-m", "helpers.serving.local.exporter", "--host", host]
+    argv += ["--port", str(port)]
+    for name, group in groups.items():
+        if group.enforced:
+            argv += ["--cgroup", f"{name}={group.relpath}"]
+        else:
+            argv += ["--pid", f"{name}={pids[name]}"]
+    return argv
 
 
 def build_registry(

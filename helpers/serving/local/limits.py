@@ -1,4 +1,4 @@
-"""The local stack's cgroups: one per service, limited like a container, its limits read back.
+"""The local stack's cgroups: one per instance, limited like a container, its limits read back.
 
 The limits a run reports are the ones the kernel holds (read back from the cgroup files), not
 the ones asked for. Where cgroups cannot be made, the services run unlimited and this says so
@@ -8,10 +8,11 @@ loudly: every number of such a run is measured without the study's budget.
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable
+from collections.abc import Mapping
 from pathlib import Path
 
 from helpers.serving import collector
+from helpers.serving.instances import Instance
 from helpers.serving.local import cgroup_stats, cgroups
 from helpers.serving.protocol import Limits
 
@@ -19,7 +20,7 @@ from helpers.serving.protocol import Limits
 def create_cgroups(
     run_id: str,
     run_dir: Path,
-    services: Iterable[str],
+    instances: Mapping[str, Instance],
     with_collector: bool,
     groups: dict[str, cgroups.Cgroup],
     limits: dict[str, Limits],
@@ -31,9 +32,9 @@ def create_cgroups(
         groups[collector.NAME] = cgroups.create_cgroup(
             run_id, collector.NAME, cpu_cores=None, memory_bytes=None
         )
-    services = list(services)
-    for name in services:
-        group = cgroups.create_cgroup(run_id, name)
+    services = list(instances)
+    for name, instance in instances.items():
+        group = cgroups.create_cgroup(run_id, name, instance.cpu_cores, instance.memory_bytes)
         if group.enforced and cgroups.pids(group):
             raise RuntimeError(
                 f"cgroup {group.relpath} already holds processes {cgroups.pids(group)}: "
@@ -47,7 +48,7 @@ def create_cgroups(
     note = "; ".join(sorted({g.reason for g in groups.values() if not g.enforced}))
     banner = "!" * 78
     print(
-        f"{banner}\nLIMITS NOT ENFORCED — the services run WITHOUT 0.5 CPU / 128 MiB.\n"
+        f"{banner}\nLIMITS NOT ENFORCED — the services run WITHOUT their CPU and memory limits.\n"
         f"{note}\nResults of this run are not comparable with limited runs.\n{banner}",
         file=sys.stderr,
         flush=True,

@@ -24,6 +24,8 @@ class RecordedStack(Stack, Protocol):
     named here so the record needs no import of the stack that writes it."""
 
     telemetry: str
+    telemetry_of: dict[str, str]
+    artifacts_dir: Path
     with_collector: bool
     specs: dict[str, ServiceSpec]
     processes: dict[str, ManagedProcess]
@@ -69,6 +71,7 @@ def describe(stack: RecordedStack) -> dict[str, Any]:
     go = stack.processes.get("go-api-onnx")
     gomaxprocs = gomaxprocs_from_log(go.log_tail(200)) if go else None
     return record_header(stack) | {
+        "machine": stack.machine,
         "telemetry": stack.telemetry,
         "collector": {
             "pid": stack.processes[collector.NAME].pid,
@@ -87,6 +90,9 @@ def describe(stack: RecordedStack) -> dict[str, Any]:
         "exporter": {"url": stack.exporter_url, "pid": stack.processes[exporter.JOB].pid},
         "services": {
             name: {
+                "service": stack.instances[name].service,
+                "artifacts_dir": str(stack.instances[name].artifacts_dir or stack.artifacts_dir),
+                "telemetry": stack.telemetry_of[name] if name in stack.metrics_urls else None,
                 "url": stack.service_urls[name],
                 "load_target_url": stack.load_target_urls[name],
                 "metrics_url": stack.metrics_urls[name],
@@ -96,6 +102,9 @@ def describe(stack: RecordedStack) -> dict[str, Any]:
                 "limits": asdict(stack.limits[name]),
                 "environment": stack.service_env.get(name, {}),
                 "healthz": stack.healthz.get(name),
+                "gomaxprocs": gomaxprocs_from_log(stack.processes[name].log_tail(200))
+                if stack.instances[name].service == "go-api-onnx"
+                else None,
                 "log": str(stack.log_path(name)),
             }
             for name in stack.specs
