@@ -1,17 +1,19 @@
 """How much each notebook measures, per profile: one object per profile, a field per notebook.
 
-`for_profile("quick")` is what notebooks 02, 06, 07 and 08 read their sizes from (how many
-single-row calls, how long a step, how many repeats, how long a capacity search may take), so
-a profile is one line to read and the `smoke` profile that `make test` runs is the same code
-path with smaller numbers. A leaf: it imports no other room (the why's factor names are plain
-strings here; helpers.load.ablation_plan turns them into factors).
+`for_profile("quick")` is what notebooks 02 and 06–09 read their sizes from, so a profile is
+one place to read and the `smoke` profile `make test` runs is the same code path with smaller
+numbers. Measurements stop adaptively (a step when it is stable, a comparison when its
+effects are settled), so most sizes are *budgets*: the most a section may take, which is also
+what the notebook's progress line counts down from. A leaf: it imports no other room.
 
-The load test's shape (notebook 04) is not here: it is k6's, in k6/profiles.json.
+Budgets, measured on a 2-core machine: `quick` runs the whole study in about 20 minutes, the
+default `seed` in about an hour, 33 minutes of it the post's ramp in both modes (notebook
+04, whose shape is k6's, in k6/profiles.json).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 PROFILES = ("smoke", "quick", "seed")
 
@@ -24,65 +26,97 @@ class ConvertSize:
 
 
 @dataclass(frozen=True)
+class Windows:
+    """How every measurement of 06–09 is made of windows (helpers.load.windows)."""
+
+    window_s: float  # one window
+    max_windows: int  # per step, before it is called unstable
+    min_rounds: int  # of a paired comparison, before it may settle
+    max_rounds: int
+    min_effect: float  # an effect whose interval lies within ±this is "none"
+
+
+@dataclass(frozen=True)
 class CapacitySize:
-    """Notebook 06 (and the zoo's serving steps in 08): how long it measures (smoke: about a
-    minute in all)."""
+    """Notebook 06: capacity, the overhead ladder (floors), the generators' cross-check."""
 
-    step_s: float  # one constant-rate step
-    repeats: int  # per capacity rate and per ladder rung
-    start_rate: int
+    windows: Windows
+    precision: float  # of the capacity bracket (relative)
+    pilot_rate: int
     max_rate: int
-    precision: float  # of the capacity bisection (relative)
-    budget_s: float  # of the capacity search, all services
-    light_rates: tuple[int, ...]  # the CPU curve's trickle
-    fractions: tuple[float, ...]  # the CPU curve's points, as fractions of capacity
+    search_s: float  # budget of the searches, all services at once
+    trickle_rates: tuple[int, ...]  # the CPU curve's light end
+    ladder_fraction: float  # of each service's capacity the ladder is measured at
+    ladder_s: float
+    crosscheck_rounds: int
 
-    @property
-    def search(self) -> dict[str, float]:
-        """The keyword arguments of helpers.load.capacity.run/search."""
+    def plan(self) -> dict[str, float]:
         return {
-            "step_s": self.step_s,
-            "repeats": self.repeats,
-            "start_rate": self.start_rate,
-            "max_rate": self.max_rate,
-            "precision": self.precision,
+            "stack": 20.0,
+            "capacity": self.search_s,
+            "trickle": 4.0 * len(self.trickle_rates) * 3,
+            "ladder": self.ladder_s,
+            "generators": 3 * self.crosscheck_rounds * (2 * self.windows.window_s + 3.0),
+        }
+
+
+@dataclass(frozen=True)
+class SizingSize:
+    """Notebook 07: batching, scaling with CPU, cold start — and their money."""
+
+    windows: Windows
+    batch_sizes: tuple[int, ...]
+    cpu_sizes: tuple[float, ...]  # besides the budget's 0.5, measured in 06
+    scaling_precision: float
+    scaling_s: float
+    cold_starts: int  # per service
+
+    def plan(self) -> dict[str, float]:
+        return {
+            "stack": 25.0,
+            "batching": 3 * len(self.batch_sizes) * self.windows.max_windows * 1.3,
+            "scaling": self.scaling_s,
+            "cold start": 3 * self.cold_starts * 3.0,
         }
 
 
 @dataclass(frozen=True)
 class WhySize:
-    """Notebook 07: how much of the ablation it measures."""
+    """Notebook 08: the post's configuration against the tuned one, each factor alone."""
 
-    step_s: float  # one constant-rate step (≥ 4 s: its CPU is read from 1 s scrapes)
-    repeats: int  # of the whole plan, round-robin
-    heavy: bool  # also the heavier rate (else the seed's peak only)
-    ends: tuple[str, ...]  # the ends measured, and flipped from
-    extras: bool  # further values of a factor (GOMAXPROCS=1)
-    factors: tuple[str, ...] | None  # factor names; None: every factor
-    capacity_budget_s: float  # per end configuration, all services; 0: no capacity search
-    capacity_step_s: float = 5.0
-    capacity_repeats: int = 1
-    capacity_precision: float = 0.15
+    windows: Windows
+    capacity_s: float  # both ends' capacity searches; 0: none (the rate from 06)
+    precision: float
+    comparisons_s: float  # the paired comparisons of every service
+    factors: tuple[str, ...] | None = None  # None: every factor
+    extras: bool = True  # further values of a factor (GOMAXPROCS=1)
+    rate_share_of_published: float = 0.7  # the comparisons' rate (see helpers.load.ablation)
+    rate_share_of_tuned: float = 0.5
 
-    @property
-    def search(self) -> dict[str, float]:
-        """The keyword arguments of helpers.load.capacity.search for the ends' capacities."""
-        return {
-            "step_s": self.capacity_step_s,
-            "repeats": self.capacity_repeats,
-            "precision": self.capacity_precision,
-            "start_rate": 50,
-            "max_rate": 12800,
-        }
+    def plan(self) -> dict[str, float]:
+        return {"stack": 30.0, "ends": self.capacity_s, "factors": self.comparisons_s}
 
 
 @dataclass(frozen=True)
 class ZooSize:
-    """Notebook 08: each zoo model's costs, and serving it (steps as notebook 06's)."""
+    """Notebook 09: each zoo model's costs, serving it, the heaviest one's capacity."""
 
     bench_iterations: int  # single-row calls per runtime and model
     load_repeats: int  # warm loads per model file
-    serving: CapacitySize  # steps of the serving measurements; the heaviest model's search
+    windows: Windows
+    serving_rate: int  # every model, every service, the same rate
+    serving_s: float
+    capacity_s: float
+    precision: float
+    cold_starts: int
+    models: tuple[str, ...] = field(default=())  # () = the notebook's parameter decides
+
+    def plan(self) -> dict[str, float]:
+        return {
+            "stack": 25.0,
+            "serving": self.serving_s,
+            "heaviest": self.capacity_s + 3 * self.cold_starts * 4.0,
+        }
 
 
 @dataclass(frozen=True)
@@ -90,28 +124,43 @@ class Sizing:
     profile: str
     convert: ConvertSize
     capacity: CapacitySize
+    sizing: SizingSize
     why: WhySize
     zoo: ZooSize
 
 
-# Steps of at least 4 s: a step's CPU is read from the 1 s scrapes inside it.
-_CAPACITY = {
-    "smoke": CapacitySize(4.0, 1, 50, 400, 0.5, 60, (10,), (0.5, 1.0)),
-    "quick": CapacitySize(5.0, 2, 50, 12800, 0.1, 420, (10, 50), (0.25, 0.5, 0.75, 1.0)),
-    "seed": CapacitySize(10.0, 3, 50, 12800, 0.05, 1200, (10, 50), (0.25, 0.5, 0.75, 1.0)),
+_WINDOWS = {
+    "smoke": Windows(0.5, 3, 2, 2, 0.10),
+    "quick": Windows(1.0, 6, 4, 10, 0.05),
+    "seed": Windows(1.5, 8, 5, 14, 0.05),
 }
-_BOTH_ENDS = ("tuned", "published")
-_WHY = {
-    # About two minutes: the tuned end and four of its flips, one rate, once.
-    "smoke": WhySize(
-        4.0, 1, False, ("tuned",), False, ("access_log", "traces", "telemetry", "gomaxprocs"), 0
+_CAPACITY = {
+    "smoke": CapacitySize(_WINDOWS["smoke"], 0.5, 50, 800, 20, (10,), 0.5, 10, 1),
+    "quick": CapacitySize(_WINDOWS["quick"], 0.08, 50, 20000, 120, (10, 50), 0.5, 60, 2),
+    "seed": CapacitySize(_WINDOWS["seed"], 0.05, 50, 20000, 180, (10, 50), 0.5, 90, 3),
+}
+_SIZING = {
+    "smoke": SizingSize(Windows(0.5, 2, 2, 2, 0.10), (1, 64), (0.25,), 0.5, 15, 2),
+    "quick": SizingSize(
+        Windows(1.0, 3, 4, 10, 0.05), (1, 4, 16, 64, 256, 1024), (0.25, 1.0), 0.12, 75, 5
     ),
-    "quick": WhySize(4.0, 2, True, _BOTH_ENDS, True, None, 240),
-    "seed": WhySize(8.0, 3, True, _BOTH_ENDS, True, None, 480, 8.0, 2, 0.1),
+    "seed": SizingSize(
+        Windows(1.0, 4, 5, 14, 0.05), (1, 4, 16, 64, 256, 1024), (0.25, 1.0, 2.0), 0.08, 120, 7
+    ),
+}
+_WHY = {
+    "smoke": WhySize(
+        _WINDOWS["smoke"], 0, 0.5, 15, ("access_log", "traces", "telemetry", "gomaxprocs"), False
+    ),
+    "quick": WhySize(_WINDOWS["quick"], 50, 0.12, 100),
+    "seed": WhySize(_WINDOWS["seed"], 80, 0.08, 160),
+}
+_ZOO = {
+    "smoke": ZooSize(100, 3, _WINDOWS["smoke"], 20, 10, 15, 0.5, 2),
+    "quick": ZooSize(1000, 10, _WINDOWS["quick"], 50, 45, 40, 0.12, 5),
+    "seed": ZooSize(2000, 20, _WINDOWS["seed"], 50, 60, 60, 0.08, 7),
 }
 _CONVERT_ITERATIONS = {"seed": 5000, "quick": 2000, "smoke": 300}
-_ZOO_ITERATIONS = {"seed": 2000, "quick": 1000, "smoke": 100}
-_ZOO_LOAD_REPEATS = {"seed": 20, "quick": 10, "smoke": 3}
 
 
 def for_profile(profile: str) -> Sizing:
@@ -122,6 +171,7 @@ def for_profile(profile: str) -> Sizing:
         profile=profile,
         convert=ConvertSize(_CONVERT_ITERATIONS[profile]),
         capacity=_CAPACITY[profile],
+        sizing=_SIZING[profile],
         why=_WHY[profile],
-        zoo=ZooSize(_ZOO_ITERATIONS[profile], _ZOO_LOAD_REPEATS[profile], _CAPACITY[profile]),
+        zoo=_ZOO[profile],
     )

@@ -30,6 +30,7 @@ from typing import Any
 
 import pandas as pd
 
+from helpers import files
 from helpers.serving.protocol import Limits, ServiceExit
 
 SUMMARY_NAME = "summary.json"
@@ -61,6 +62,23 @@ def _plain(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
+
+
+def read(run_dir: Path) -> dict[str, Any]:
+    """The run's summary.json so far ({} before any notebook wrote it)."""
+    path = Path(run_dir) / SUMMARY_NAME
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def section(run_dir: Path, name: str, written_by: str) -> Any:
+    """One section of summary.json, or a clear error naming the notebook that writes it."""
+    found = read(run_dir).get(name)
+    if not found:
+        raise FileNotFoundError(
+            f"summary.json in {run_dir} has no {name!r} section: run notebook {written_by} "
+            f"in this run folder first (make study runs them in order)"
+        )
+    return found
 
 
 def read_stack_record(run_dir: Path) -> dict[str, Any]:
@@ -156,8 +174,6 @@ def update(run_dir: Path, **sections: Any) -> Path:
 
 
 def write(summary: dict[str, Any], run_dir: Path) -> Path:
-    path = Path(run_dir) / SUMMARY_NAME
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(_plain(summary), indent=2, allow_nan=False, default=str) + "\n")
-    tmp.replace(path)
-    return path
+    return files.write_json(
+        Path(run_dir) / SUMMARY_NAME, _plain(summary), allow_nan=False, default=str
+    )

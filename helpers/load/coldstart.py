@@ -101,19 +101,29 @@ def once(
     )
 
 
+def reference(stack: Any, instance: str, ranges: dict[str, Any]) -> tuple[dict, str]:
+    """A row in the middle of the training ranges and what the running instance answers for
+    it: a restarted instance's first answer is correct when it says the same."""
+    body = {name: round((r["min"] + r["max"]) / 2, 2) for name, r in ranges.items()}
+    response = httpx.post(f"{stack.service_urls[instance]}/predict", json=body, timeout=10)
+    response.raise_for_status()
+    return body, response.json()["label"]
+
+
 def measure(
     stack: Any,
     instances: list[str],
     attempts: int,
-    body: dict[str, Any],
-    expected_label: str,
+    ranges: dict[str, Any],
     progress: Callable[[str], None] = print,
 ) -> list[ColdStart]:
     """`attempts` restarts of every instance, the instances in turn (a drift hits all)."""
+    expected = {instance: reference(stack, instance, ranges) for instance in instances}
     measured = []
     for attempt in range(attempts):
         for instance in instances:
-            start = once(stack, instance, body, expected_label, attempt)
+            body, label = expected[instance]
+            start = once(stack, instance, body, label, attempt)
             measured.append(start)
             phases = ", ".join(f"{k[:-2]} {v:.2f} s" for k, v in start.phases().items())
             progress(f"cold start {instance} #{attempt + 1}: {phases}")

@@ -42,7 +42,7 @@ def k6_window(
         {target: stack.load_target_urls[target]},
         ranges,
         RATE=str(rate),
-        DURATION_S=f"{window_s:g}",
+        DURATION_S=f"{max(window_s, 1.0):g}",  # k6 runs a scenario for 1 s at least
         MAX_VUS=str(CONNECTIONS),
         PRE_ALLOCATED_VUS=str(CONNECTIONS),
         TIMEOUT_S=f"{windows.TIMEOUT_S:g}",

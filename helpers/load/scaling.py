@@ -18,11 +18,14 @@ can run out of generator before the service runs out of quota, and `Search.bound
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from helpers.load import search as searching
+from helpers.load import stepping, windows
 from helpers.serving.instances import BUDGET_MEMORY_BYTES, Instance, variant
 
 PYTHON = ("python-api-pkl", "python-api-onnx")
@@ -111,3 +114,44 @@ def record(configs: list[Configuration], found: list[searching.Search]) -> list[
             }
         )
     return rows
+
+
+def instances(services: Iterable[str], configs: list[Configuration]) -> list[Instance]:
+    """Notebook 07's stack: each service as served (batching, cold start), and every scaling
+    configuration."""
+    return [variant(service) for service in services] + [c.instance for c in configs]
+
+
+def measure(
+    stack: Any,
+    configs: list[Configuration],
+    capacity_at_budget: Mapping[str, float],
+    budget_cpus: float,
+    targets: Callable[[str], Path],
+    window_s: float,
+    max_windows: int,
+    precision: float,
+    budget_s: float,
+    log: windows.WindowLog,
+    progress: Callable[[str], None] = print,
+) -> list[searching.Search]:
+    """Every configuration's capacity, searched at once within `budget_s`."""
+    found = searches(configs, capacity_at_budget, budget_cpus)
+    for s in found:
+        s.precision = precision
+
+    def step(search: searching.Search, rate: int) -> stepping.Step:
+        pilot = not search.steps
+        return stepping.run(
+            stack,
+            search.target,
+            rate,
+            targets(search.target),
+            window_s,
+            3 if pilot else max_windows,
+            log,
+            f"scaling {rate}",
+        )
+
+    deadline = time.monotonic() + budget_s
+    return searching.run_interleaved(found, step, lambda: time.monotonic() > deadline, progress)

@@ -2,8 +2,9 @@
 
 A step is a run of windows (helpers.load.windows) at one rate. It ends when its last
 `STABLE_WINDOWS` windows agree — throughput and p95 within `STABILITY` of their mean, the rule
-of Triton's perf_analyzer (its default, 10 %), with a floor of `LATENCY_FLOOR_MS` below which
-two p95s differ by scheduling jitter only — or after `max_windows`, or at once when two
+of Triton's perf_analyzer (its default, 10 %), with a floor of `LATENCY_FLOOR_MS` (a tenth of
+the objective: p95s closer than that cannot move a verdict, and at light load a second's p95
+moves more than 10 % by scheduling jitter alone) — or after `max_windows`, or at once when two
 windows in a row miss the objective by far (nothing is learnt by loading a service that is
 already drowning). The first window is a warm-up and is not judged when there are others.
 
@@ -31,7 +32,7 @@ from helpers.load.windows import Window
 P95_MS, ERROR_RATE, BEHIND_RATIO = 25.0, 0.001, 0.01  # the study's objective
 STABILITY = 0.10
 STABLE_WINDOWS = 3
-LATENCY_FLOOR_MS = 1.0
+LATENCY_FLOOR_MS = 2.5
 DROWNING = 4.0  # a window with p95 this many times the objective, or half its requests failed
 SERVICE_BOUND_CPU_SHARE = 0.85  # a failing service below 85 % of its quota was not the limit
 

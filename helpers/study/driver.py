@@ -47,17 +47,18 @@ NOTEBOOKS: list[str] = [
     "03_serve",
     "04_load_test",
     "05_analyze",
-    "06_capacity_and_cost",
-    "07_why",
-    "08_beyond_logreg",
-    "00_summary",  # last: the answer, from what 05–08 wrote
+    "06_capacity",
+    "07_sizing_and_cost",
+    "08_why",
+    "09_beyond_logreg",
+    "00_summary",  # last: the answer, from what 05–09 wrote
 ]
 PROFILES = ("seed", "quick", "smoke")
 BACKENDS = ("local", "docker")
-# Outer budget per profile: the seed load test alone takes ~34 minutes with both modes, and
-# notebooks 06–08 (capacity, ablation, zoo) at least as much again (quick, on 2 cores: 54 min
-# in all, 28 of them 07).
-STUDY_TIMEOUT_S = {"seed": 6 * 3600, "quick": 2 * 3600, "smoke": 1800}
+# Outer budget per profile, twice what a run takes on a 2-core machine (seed: ~1 h, 33 min of
+# it the load test in both modes; quick: ~20 min): measuring stops adaptively within budgets
+# (helpers.sizing), so a run far over them is stuck, not slow.
+STUDY_TIMEOUT_S = {"seed": 2 * 3600, "quick": 3600, "smoke": 1800}
 # Per cell: notebook 04 runs the whole load test in one cell (seed, both modes: ~34 min).
 CELL_TIMEOUT_S = {"seed": 3600, "quick": 1200, "smoke": 900}
 INTERRUPT_GRACE_S = 8.0  # the kernel's own teardown after Ctrl-C; then SIGKILL

@@ -110,7 +110,7 @@ def test_every_model_was_served_by_the_services_that_can_load_it(record: dict) -
 def test_report_has_plots_and_no_errors(zoo_run: dict[str, Path]) -> None:
     for plot in ("parity.png", "costs.png"):
         assert (zoo_run["run"] / "zoo" / plot).stat().st_size > 0
-    executed = nbformat.read(zoo_run["run"] / "08_beyond_logreg.ipynb", as_version=4)
+    executed = nbformat.read(zoo_run["run"] / "09_beyond_logreg.ipynb", as_version=4)
     errors = [
         output
         for cell in executed.cells
