@@ -76,7 +76,7 @@ class SizingSize:
             "stack": 25.0,
             "batching": 3 * len(self.batch_sizes) * self.windows.max_windows * 1.3,
             "scaling": self.scaling_s,
-            "cold start": 3 * self.cold_starts * 3.0,
+            "cold start": 3 * self.cold_starts * 5.0,
         }
 
 
@@ -136,7 +136,7 @@ _WINDOWS = {
 }
 _CAPACITY = {
     "smoke": CapacitySize(_WINDOWS["smoke"], 0.5, 50, 800, 20, (10,), 0.5, 10, 1),
-    "quick": CapacitySize(_WINDOWS["quick"], 0.08, 50, 20000, 120, (10, 50), 0.5, 60, 2),
+    "quick": CapacitySize(_WINDOWS["quick"], 0.10, 50, 20000, 120, (10, 50), 0.5, 60, 2),
     "seed": CapacitySize(_WINDOWS["seed"], 0.05, 50, 20000, 180, (10, 50), 0.5, 90, 3),
 }
 _SIZING = {

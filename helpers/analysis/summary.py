@@ -177,3 +177,10 @@ def write(summary: dict[str, Any], run_dir: Path) -> Path:
     return files.write_json(
         Path(run_dir) / SUMMARY_NAME, _plain(summary), allow_nan=False, default=str
     )
+
+
+def add_findings(run_dir: Path, **by_topic: str | list[str]) -> Path:
+    """Put a notebook's computed sentences into summary.json's `findings` (the report's
+    first page says them), replacing those of the same topics."""
+    current = read(run_dir).get("findings", {})
+    return update(run_dir, findings=current | by_topic)

@@ -1,30 +1,93 @@
-"""`make bench`, capacity section: a limited local stack, every service searched, table and ratios.
+"""`make bench`, capacity and reproducibility: notebook 06's measurement from the terminal.
 
-The same search as notebook 06 (helpers.load.capacity), printed to the terminal with the
-ratios the study quotes, so a change to a service can be judged in one command.
+`capacity` runs what notebook 06 runs (helpers.load.capacity: the searches at once, then the
+ladder with its floors) on one limited local stack at the quick profile's sizes and prints
+the table and the headline ratios. `reproducibility` runs it twice, one stack after the
+other, and prints how far each headline ratio moved between the two runs — the check that
+intervals within one run cannot make: the study's goal is every ratio within ±15 %.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 from datetime import UTC, datetime
 from pathlib import Path
 
-from helpers import paths
-from helpers.load.capacity import ratio, run, table
+from helpers import paths, sizing
+from helpers.analysis import capacity_report
+from helpers.intervals import Estimate
+from helpers.load import capacity
+from helpers.serving.protocol import feature_ranges
 from helpers.serving.stack import start_stack
 
-BENCH_BUDGET_S = 13 * 60  # + stack start/stop: the bench section stays under 15 minutes
+SERVICES = ("python-api-pkl", "python-api-onnx", "go-api-onnx")
+TOLERANCE = 0.15  # the study's goal for a headline ratio between two runs on one machine
+
+
+def measure(artifacts_dir: Path, run_dir: Path, profile: str = "quick") -> dict[str, float]:
+    """One run of 06's capacity and ladder; returns its headline ratios by name."""
+    size = sizing.for_profile(profile).capacity
+    with start_stack(
+        "local", run_dir=run_dir, artifacts_dir=artifacts_dir, instances=capacity.instances()
+    ) as stack:
+        if not stack.limits_enforced:
+            print("  WARNING: limits NOT enforced — figures are not under the 0.5 CPU budget")
+        ranges = feature_ranges(run_dir)
+        found = capacity.search_all(stack, list(SERVICES), size, ranges, run_dir, _indent)
+        ladder = capacity.ladder(stack, found, size, ranges, run_dir, _indent)
+    print(capacity_report.capacity_table(found).to_string())
+    floors = capacity_report.floors_section(found, ladder)
+    print("  " + capacity_report.floors_sentence(floors))
+    return ratios(found, floors)
+
+
+def ratios(found, floors) -> dict[str, float]:
+    """The headline ratios that should travel between machines: capacities against each
+    other, and CPU per request as multiples of each service's floor and of Go's."""
+    rate = {s.target: s.low for s in found}
+    said = {}
+    for top, bottom in (
+        ("go-api-onnx", "python-api-pkl"),
+        ("go-api-onnx", "python-api-onnx"),
+        ("python-api-onnx", "python-api-pkl"),
+    ):
+        if rate.get(top) and rate.get(bottom):
+            said[f"capacity {top} / {bottom}"] = rate[top] / rate[bottom]
+    for service, row in floors.items():
+        said[f"{service} CPU × its floor"] = Estimate.from_record(row["multiple_of_floor"]).value
+        go = Estimate.from_record(row.get("multiple_of_go"))
+        if service != "go-api-onnx" and math.isfinite(go.value):
+            said[f"{service} CPU × Go's"] = go.value
+    return said
+
+
+def _indent(text: str) -> None:
+    print(f"    {text}", flush=True)
+
+
+def _run_dir(name: str) -> Path:
+    return paths.RESULTS_DIR / f"bench-{name}-{datetime.now(UTC):%Y%m%d-%H%M%S}"
 
 
 def section(args: argparse.Namespace) -> None:
-    """A limited local stack, every service searched, table and ratios."""
-    run_dir = paths.RESULTS_DIR / f"bench-capacity-{datetime.now(UTC):%Y%m%d-%H%M%S}"
-    with start_stack("local", run_dir=run_dir, artifacts_dir=Path(args.artifacts_dir)) as stack:
-        if not stack.limits_enforced:
-            print("  WARNING: limits NOT enforced — capacities are not under the 0.5 CPU budget")
-        results = run(stack, run_dir / "capacity", budget_s=BENCH_BUDGET_S)
-    print(table(results).to_string(float_format=lambda v: f"{v:.3g}"))
-    for top, bottom in (("go-api-onnx", "python-api-onnx"), ("python-api-onnx", "python-api-pkl")):
-        print(f"  {top} / {bottom}: {ratio(results, top, bottom)}")
-    print(f"  steps and logs: {run_dir / 'capacity'}")
+    """One run: the table and the headline ratios."""
+    for name, value in measure(Path(args.artifacts_dir), _run_dir("capacity")).items():
+        print(f"  {name:<42} {value:6.2f}")
+
+
+def reproducibility(args: argparse.Namespace) -> None:
+    """Two runs, one after the other: each headline ratio and how far it moved."""
+    first = measure(Path(args.artifacts_dir), _run_dir("reproducibility-1"))
+    second = measure(Path(args.artifacts_dir), _run_dir("reproducibility-2"))
+    print(f"  {'ratio':<42} {'run 1':>7} {'run 2':>7} {'change':>8}")
+    worst = 0.0
+    for name in first:
+        if name not in second:
+            continue
+        change = second[name] / first[name] - 1
+        worst = max(worst, abs(change))
+        mark = "" if abs(change) <= TOLERANCE else "  ← beyond ±15 %"
+        print(f"  {name:<42} {first[name]:7.2f} {second[name]:7.2f} {change:+8.1%}{mark}")
+    verdict = "within" if worst <= TOLERANCE else "NOT within"
+    print(f"  largest change {worst:.1%}: {verdict} ±{TOLERANCE:.0%} between two runs")

@@ -37,8 +37,13 @@ SECTIONS: list[Section] = [
     Section("model", "single-row latency: sklearn predict_proba vs onnxruntime run", model_section),
     Section(
         "capacity",
-        "highest constant rate holding p95 ≤ 25 ms, errors < 0.1 %, drops < 1 %",
+        "notebook 06 at the quick profile: capacities, floors, the headline ratios",
         capacity.section,
+    ),
+    Section(
+        "reproducibility",
+        "notebook 06's headline ratios measured twice, and how far they moved between runs",
+        capacity.reproducibility,
     ),
     Section("services", "idle memory, CPU per 1000 requests (limited)", footprint.section),
     Section(

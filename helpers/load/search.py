@@ -1,11 +1,12 @@
 """Capacity: per instance, the highest constant rate that meets the objective — searched for
 all instances at once, a step of each in turn, so a drift of the machine falls on all of them.
 
-A search starts with a pilot step at a light rate, whose CPU per request predicts where the
-quota runs out (light-load CPU per request overstates the cost, so the prediction is low: a
-safe first bracket). It then grows the rate by `GROWTH` until a step misses the objective,
-and bisects until the bracket is within `precision`. Each step is held until stable
-(helpers.load.stepping) and judged with its p95's 95 % interval.
+A search starts with a pilot step at a light rate. Every step that meets the objective
+predicts where the quota runs out from its CPU per request (at light load a request also pays
+for wake-ups, so the prediction is low, and gets better as the load grows): the next rate is
+that prediction — at least `GROWTH` times the last, at most `MAX_GROWTH` times — until a step
+misses the objective; then it bisects until the bracket is within `precision`. Each step is
+held until stable (helpers.load.stepping) and judged with its p95's 95 % interval.
 
 The capacity is the highest rate whose step met the objective on its values; its 95 %
 interval runs from the highest rate that met it with its interval's bound (a confident pass)
@@ -25,8 +26,8 @@ from typing import Any
 from helpers.intervals import Estimate
 from helpers.load.stepping import Step
 
-GROWTH = 1.5  # per step up to the first miss, after the pilot's prediction
-PREDICTION_SHARE = 0.7  # the first rate after the pilot: this share of the predicted saturation
+GROWTH, MAX_GROWTH = 1.3, 4.0  # per step up to the first miss, around the prediction
+PREDICTION_SHARE = 0.95  # of the saturation the last passing step predicts
 
 
 @dataclass
@@ -52,10 +53,8 @@ class Search:
             return self.pilot_rate
         if self.high is None:  # still growing
             assert self.low is not None
-            if len(self.steps) == 1:
-                rate = max(2 * self.low, round(PREDICTION_SHARE * self._predicted()))
-            else:
-                rate = round(self.low * GROWTH)
+            predicted = round(PREDICTION_SHARE * self._predicted())
+            rate = min(max(predicted, round(GROWTH * self.low)), round(MAX_GROWTH * self.low))
             if rate > self.max_rate:
                 return self._finish("search limit")
             return rate
@@ -66,10 +65,11 @@ class Search:
         return (self.low + self.high) // 2
 
     def _predicted(self) -> float:
-        """Where the quota runs out at the pilot's CPU per request."""
-        cpu_us = self.steps[0].cpu_us_per_request().value
+        """Where the quota runs out at the CPU per request of the highest passing step."""
+        passed = [s for s in self.steps if s.rate == self.low]
+        cpu_us = passed[-1].cpu_us_per_request().value if passed else math.nan
         cores = self.cpu_limit or 1.0
-        return cores * 1e6 / cpu_us if cpu_us and math.isfinite(cpu_us) else 2.0 * self.pilot_rate
+        return cores * 1e6 / cpu_us if cpu_us and math.isfinite(cpu_us) else 2.0 * (self.low or 1)
 
     def _finish(self, why: str) -> None:
         self.done, self.why_done = True, why

@@ -56,7 +56,8 @@ def test_the_pilot_predicts_the_bracket_and_bisection_finds_the_service_bound_ca
     search = capacity_search.Search("svc", QUOTA, pilot_rate=50, precision=0.05)
     asked = run(onnx_like, search)
     assert asked[0] == 50
-    assert asked[1] == round(0.7 * QUOTA / 700e-6)  # the pilot's prediction, not a doubling
+    assert asked[1] == 4 * 50  # the pilot predicts more: growth is capped at 4× a step
+    assert asked[2] == round(0.95 * QUOTA / 700e-6)  # then the prediction itself
     assert search.bound() == "service"
     assert 600 <= search.low <= 700 < search.high <= 800
     capacity = search.capacity()
