@@ -10,7 +10,6 @@ service's CPU per request under each, and each generator's own CPU per request.
 
 from __future__ import annotations
 
-import json
 import math
 import resource
 import time
@@ -18,7 +17,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from helpers import intervals, paths
+from helpers import files, intervals, paths
 from helpers.load import k6, windows
 from helpers.load.windows import Window
 
@@ -119,7 +118,7 @@ def crosscheck(
                 f"{by_k6_w.cpu_us_per_request:.0f} under k6"
             )
         section[target] = _record(rate, pairs)
-    (out_dir / "crosscheck.json").write_text(json.dumps(section, indent=2) + "\n")
+    files.write_json(out_dir / "crosscheck.json", section)
     return section
 
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import pandas as pd
 
-from helpers import paths
+from helpers import files, paths
 from helpers.load import k6, profiles
 from helpers.load.profiles import Profile
 from helpers.serving.protocol import Stack, feature_ranges
@@ -227,7 +227,7 @@ def write_index(result: LoadTestResult, run_id: str) -> Path:
         "interrupted": result.interrupted,
         "phases": [asdict(phase) for phase in result.phases],
     }
-    result.index_path.write_text(json.dumps(index, indent=2) + "\n")
+    files.write_json(result.index_path, index)
     return result.index_path
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from helpers import paths
+from helpers import files, paths
 
 PROFILES_FILE = paths.K6_DIR / "profiles.json"
 FROZEN_NAME = "profile.json"  # in run_dir/k6/
@@ -133,7 +133,7 @@ def freeze(profile: Profile, run_dir: Path) -> Path:
     """Write the profile a run uses into `run_dir/k6/profile.json` (what k6 and analysis read)."""
     path = Path(run_dir) / "k6" / FROZEN_NAME
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"name": profile.name, "profile": profile.raw}, indent=2) + "\n")
+    files.write_json(path, {"name": profile.name, "profile": profile.raw})
     return path
 
 

@@ -10,7 +10,6 @@ keeps input rounding out of the comparison so only the model's arithmetic is com
 from __future__ import annotations
 
 import itertools
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from sklearn.datasets import load_iris
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 
+from helpers import files
 from helpers.model import convert, train
 from helpers.model import manifest as manifest_io
 
@@ -248,5 +248,5 @@ def save(report: ParityReport, path: Path) -> Path:
     """Write the per-file summary (plus tolerance and verdict) as JSON for later notebooks."""
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"tolerance": report.tolerance, "passed": report.passed, "files": report.summary}
-    path.write_text(json.dumps(payload, indent=2) + "\n")
+    files.write_json(path, payload)
     return path

@@ -18,7 +18,6 @@ run's cgroups are removed, and study.json says the run was interrupted (exit sta
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import re
@@ -27,7 +26,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -36,31 +34,20 @@ import papermill
 import psutil
 from nbconvert import HTMLExporter
 
-from helpers import paths
-from helpers.load.profiles import MODE_CHOICES, PROFILES_FILE, get_profile
+from helpers import files
 from helpers.serving.local import cgroup_removal
 from helpers.serving.protocol import read_exits, run_id_of
+from helpers.study.cli import (  # noqa: F401  (re-exported: the driver's vocabulary)
+    BACKENDS,
+    CELL_TIMEOUT_S,
+    NOTEBOOKS,
+    PROFILES,
+    STUDY_TIMEOUT_S,
+    claim_run_dir,
+    parse_args,
+    select,
+)
 
-NOTEBOOKS: list[str] = [
-    "01_train_model",
-    "02_convert_to_onnx",
-    "03_serve",
-    "04_load_test",
-    "05_analyze",
-    "06_capacity",
-    "07_sizing_and_cost",
-    "08_why",
-    "09_beyond_logreg",
-    "00_summary",  # last: the answer, from what 05–09 wrote
-]
-PROFILES = ("seed", "quick", "smoke")
-BACKENDS = ("local", "docker")
-# Outer budget per profile, twice what a run takes on a 2-core machine (seed: ~1 h, 33 min of
-# it the load test in both modes; quick: ~20 min): measuring stops adaptively within budgets
-# (helpers.sizing), so a run far over them is stuck, not slow.
-STUDY_TIMEOUT_S = {"seed": 2 * 3600, "quick": 3600, "smoke": 1800}
-# Per cell: notebook 04 runs the whole load test in one cell (seed, both modes: ~34 min).
-CELL_TIMEOUT_S = {"seed": 3600, "quick": 1200, "smoke": 900}
 INTERRUPT_GRACE_S = 8.0  # the kernel's own teardown after Ctrl-C; then SIGKILL
 KERNEL_NAME = "onnx-serving-study"
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -205,7 +192,12 @@ def run_notebooks(
     when a service exited during the run), 130 when interrupted."""
     run_dir.mkdir(parents=True, exist_ok=True)
     deadline = time.monotonic() + timeout
-    record: dict[str, Any] = {"parameters": parameters, "notebooks": {}, "interrupted": False}
+    earlier = _earlier_record(run_dir)
+    record: dict[str, Any] = {
+        "parameters": parameters,
+        "notebooks": earlier.get("notebooks", {}),  # a resumed run keeps what ran before
+        "interrupted": False,
+    }
     status = 0
     for notebook in notebooks:
         executed = run_dir / notebook.name
@@ -243,7 +235,7 @@ def run_notebooks(
             file=sys.stderr,
             flush=True,
         )
-    exits = read_exits(run_dir)
+    exits = read_exits(run_dir, nested=True)  # 03's stack and every stack of 06–09
     record["service_exits"] = [event.sentence() for event in exits]
     if exits and status == 0:
         status = 1
@@ -254,67 +246,18 @@ def run_notebooks(
             file=sys.stderr,
             flush=True,
         )
-    (run_dir / "study.json").write_text(json.dumps(record, indent=2, default=str) + "\n")
+    files.write_json(run_dir / "study.json", record, default=str)
     if status == 0:
         print(f"\nreport: {run_dir / notebooks[-1].with_suffix('.html').name}")
     print(f"run folder: {run_dir}")
     return status
 
 
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m helpers.study", description=__doc__)
-    parser.add_argument("--profile", choices=PROFILES, required=True)
-    parser.add_argument("--backend", choices=BACKENDS, default="local")
-    parser.add_argument(
-        "--mode",
-        choices=MODE_CHOICES,
-        default="both",
-        help="coupled: the seed's loop, all three at once; isolated: one service at a time",
-    )
-    parser.add_argument("--run-id", help="folder name under --results-dir (default: timestamp)")
-    parser.add_argument("--results-dir", type=Path, default=paths.RESULTS_DIR)
-    parser.add_argument("--artifacts-dir", type=Path, default=paths.ARTIFACTS_DIR)
-    parser.add_argument(
-        "--profiles-file", type=Path, default=PROFILES_FILE, help="the load shapes (k6 profiles)"
-    )
-    parser.add_argument("--notebooks-dir", type=Path, default=paths.NOTEBOOKS_DIR)
-    parser.add_argument(
-        "--notebooks", help=f"comma-separated numbers or names (default: all of {NOTEBOOKS})"
-    )
-    parser.add_argument("--cell-timeout", type=int, help="seconds per cell (per profile)")
-    parser.add_argument("--timeout", type=int, help="seconds for the whole study (per profile)")
-    args = parser.parse_args(argv)
-    args.run_id = args.run_id or f"{datetime.now(UTC):%Y%m%d-%H%M%S}-{args.profile}"
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", args.run_id):
-        parser.error(f"--run-id {args.run_id!r}: use letters, digits, '.', '_' or '-' only")
-    if args.timeout is None:
-        args.timeout = STUDY_TIMEOUT_S[args.profile]
-    if args.cell_timeout is None:
-        args.cell_timeout = CELL_TIMEOUT_S[args.profile]
-    if args.cell_timeout <= 0 or args.timeout <= 0:
-        parser.error("--cell-timeout and --timeout must be positive numbers of seconds")
+def _earlier_record(run_dir: Path) -> dict[str, Any]:
     try:
-        args.selected = select(NOTEBOOKS, args.notebooks)
-        get_profile(args.profile, args.profiles_file)
-    except (ValueError, OSError) as error:
-        parser.error(str(error))
-    missing = [
-        name for name in args.selected if not (args.notebooks_dir / f"{name}.ipynb").exists()
-    ]
-    if missing:
-        parser.error(f"notebooks not found in {args.notebooks_dir}: {', '.join(missing)}")
-    return args
-
-
-def select(names: Sequence[str], wanted: str | None) -> list[str]:
-    """Notebooks picked by number prefix or full name, kept in study order."""
-    if not wanted:
-        return list(names)
-    picks = [token.strip() for token in wanted.split(",") if token.strip()]
-    unknown = [p for p in picks if not any(n == p or n.startswith(f"{p}_") for n in names)]
-    if unknown or not picks:
-        raise ValueError(f"--notebooks {wanted!r}: unknown {unknown}; choose from {list(names)}")
-    return [n for n in names if any(n == p or n.startswith(f"{p}_") for p in picks)]
+        return json.loads((run_dir / "study.json").read_text())
+    except (OSError, ValueError):
+        return {}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -331,6 +274,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "mode": args.mode,
         "interactive": False,  # headless: no live viewers (Netron), static output only
     }
+    try:
+        claim_run_dir(run_dir, args.resume, args.force)
+    except FileExistsError as error:
+        print(f"python -m helpers.study: error: {error}", file=sys.stderr)
+        return 2
     notebooks = [args.notebooks_dir / f"{name}.ipynb" for name in args.selected]
     settings = f"profile={args.profile} backend={args.backend} mode={args.mode}"
     print(f"study {args.run_id}: {settings} → {run_dir}")

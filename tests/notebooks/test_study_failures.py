@@ -3,7 +3,8 @@
 - Ctrl-C: SIGINT to the study's process group (what a terminal sends) mid-load must stop
   everything — kernel, k6, services, Prometheus, exporter — remove the run's cgroups, and leave
   the run folder marked interrupted with what was measured so far.
-- A service killed mid-load: the study must exit non-zero and summary.json must name it,
+- A service (or the Prometheus that measures them) killed mid-load: the study must exit
+  non-zero and name it; a service's summary.json entry says so,
   with its figures after that moment marked not measured.
 
 Both run notebook 04 (and 05) on a pre-trained model, in a subprocess of their own session.
@@ -130,3 +131,23 @@ def test_a_service_killed_mid_load_fails_the_study_and_is_named(
     assert go["measured_s"] < summary["services"]["python-api-onnx"]["coupled"]["measured_s"]
     verdicts = [c["verdict"] for c in summary["claims"]["coupled"]]
     assert "holds" not in verdicts, summary["claims"]["coupled"]
+
+
+def test_prometheus_killed_mid_load_fails_the_study_and_is_named(
+    tmp_path: Path, model_artifacts: Path
+):
+    # A dead Prometheus would read as quiet services: the stack watches it like a service.
+    driver, run_dir = _start_study(tmp_path, model_artifacts, "no-prometheus", "04")
+    try:
+        record = _wait_for_load(run_dir, driver)
+        os.kill(record["prometheus"]["pid"], signal.SIGKILL)
+        status = driver.wait(timeout=STUDY_BOUND_S)
+    finally:
+        if driver.poll() is None:
+            os.killpg(driver.pid, signal.SIGKILL)
+    output = (tmp_path / "no-prometheus.log").read_text()
+    assert status == 1, output[-3000:]
+    assert "prometheus stopped at" in output
+    events = json.loads((run_dir / "stack" / "events.json").read_text())["service_exits"]
+    assert [e["service"] for e in events] == ["prometheus"]
+    assert events[0]["how"] == "killed by SIGKILL"

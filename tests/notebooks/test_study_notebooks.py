@@ -56,7 +56,8 @@ def test_a_run_reanalysed_after_its_inputs_changed_gives_the_same_numbers(copy_o
     train.save(retrained, artifacts_dir)
     artifacts.ensure(artifacts_dir)
     (run_dir / "summary.json").unlink()  # so 05 must compute it all again
-    assert study.main([*run["args"], "--notebooks", "05"]) == 0
+    assert study.main([*run["args"], "--notebooks", "05"]) == 2  # an existing run: refused
+    assert study.main([*run["args"], "--notebooks", "05", "--resume"]) == 0
     after = json.loads((run_dir / "summary.json").read_text())
     assert {"services", "claims", "model", "phases"} <= set(after)
     assert after == {key: before[key] for key in after}

@@ -145,3 +145,17 @@ def test_the_kernelspec_points_at_this_interpreter() -> None:
     name = study.ensure_kernel()
     spec = Path(sys.prefix) / "share" / "jupyter" / "kernels" / name / "kernel.json"
     assert json.loads(spec.read_text())["argv"][0] == sys.executable
+
+
+def test_an_existing_run_folder_is_refused_unless_resumed_or_replaced(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    study.claim_run_dir(run_dir, resume=False, force=False)  # a new folder: fine
+    run_dir.mkdir()
+    study.claim_run_dir(run_dir, resume=False, force=False)  # an empty one: fine
+    (run_dir / "summary.json").write_text("{}")
+    with pytest.raises(FileExistsError, match="--resume .* or --force"):
+        study.claim_run_dir(run_dir, resume=False, force=False)
+    study.claim_run_dir(run_dir, resume=True, force=False)
+    assert (run_dir / "summary.json").exists()  # resumed: kept
+    study.claim_run_dir(run_dir, resume=False, force=True)
+    assert not run_dir.exists()  # replaced: gone, to be made anew
