@@ -92,8 +92,13 @@ def size(target_rps: float | None, summary: Path | None) -> list[Sizing]:
         return [_one(s, reason) for s in SERVICE_NAMES]
     data = _read(summary)
     headroom = headroom_of(summary)
-    prices = cost.Prices(**data["cost"]["prices"]) if "prices" in data.get("cost", {}) else None
-    prices = prices or cost.FARGATE_US_EAST_1
+    listed = data.get("cost", {}).get("prices")  # notebook 07's lists: the first is x86
+    first = listed[0] if isinstance(listed, list) and listed else None
+    prices = (
+        cost.Prices(first["vcpu_hour"], first["gb_hour"], first["source"])
+        if first
+        else cost.FARGATE_US_EAST_1
+    )
     cost.validate([target_rps], prices, headroom)
     result = []
     for service in SERVICE_NAMES:

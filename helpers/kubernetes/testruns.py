@@ -17,14 +17,14 @@ import json
 import re
 from typing import Any
 
-from helpers import sizing
 from helpers.kubernetes import objects, sources
-from helpers.load import loadtest, steps
+from helpers.load import loadtest
 from helpers.load.k6 import TREND_STATS
 from helpers.load.profiles import MODES, Profile
 
 SEED_SCRIPT = loadtest.SEED_SCRIPT.name
-CAPACITY_SCRIPT = steps.CAPACITY_SCRIPT.name
+CAPACITY_SCRIPT = "capacity.js"  # k6/capacity.js: one constant-rate step against one service
+STEP_S = 10.0  # a capacity step on a cluster: one k6 run, as long as a seed-size step here
 REMOTE_WRITE_STATS = "p(50),p(95),p(99)"  # what helpers.load.k6 asks for locally
 MAX_PARALLELISM = 100
 # k6-operator names its Jobs <TestRun>-initializer etc.; a Job name must stay within 63.
@@ -121,7 +121,7 @@ def capacity(service: str, rate_rps: int, run_id: str, parallelism: int, image: 
         1.0,
         [apis[service]],
         RATE=str(rate_rps),
-        DURATION_S=f"{sizing.for_profile('seed').capacity.step_s:g}",
+        DURATION_S=f"{STEP_S:g}",
     )
     name = f"{check_run_id(run_id)}-cap-{service}"
     return _testrun(name, CAPACITY_SCRIPT, check_parallelism(parallelism), env, image)
