@@ -8,6 +8,7 @@ registry — by their structure and by agreeing with the compose file on names a
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -121,6 +122,110 @@ def test_every_third_party_image_is_pinned_and_overridable(compose: dict[str, An
 
 def test_prometheus_receives_remote_write(compose: dict[str, Any]) -> None:
     assert "--web.enable-remote-write-receiver" in compose["services"]["prometheus"]["command"]
+
+
+def _dockerfile_user(service: dict[str, Any]) -> str:
+    build = service["build"]
+    text = (ROOT / build["context"] / build["dockerfile"]).read_text()
+    [user] = re.findall(r"^USER\s+(\S+)", text, re.MULTILINE)
+    return user
+
+
+@pytest.mark.parametrize("name", SERVICE_NAMES)
+def test_the_apis_run_with_least_privilege(compose: dict[str, Any], name: str) -> None:
+    service = compose["services"][name]
+    assert service["cap_drop"] == ["ALL"] and "cap_add" not in service
+    assert "no-new-privileges:true" in service["security_opt"]
+    assert service["read_only"] is True
+    assert "privileged" not in service
+    assert [t.split(":")[0] for t in service["tmpfs"]] == ["/tmp"]
+    uid, gid = (int(part) for part in service["user"].split(":"))
+    assert uid > 0 and gid > 0
+    image_uid, _, image_gid = _dockerfile_user(service).partition(":")
+    assert int(image_uid) == uid, "compose's user must be the image's own (it owns nothing else)"
+    assert image_gid in ("", str(gid))
+    if name.startswith("python-"):  # a read-only root: no bytecode to write
+        assert service["environment"]["PYTHONDONTWRITEBYTECODE"] == "1"
+
+
+def test_compose_itself_applies_the_hardening_to_every_api() -> None:
+    """Through compose's own parser: the shared `x-api` anchor reaches each API."""
+    commands = _compose_commands()
+    if not commands:
+        pytest.skip("neither docker-compose nor `docker compose` is installed")
+    for command in commands:
+        resolved = subprocess.run(
+            [*command, "--project-directory", str(ROOT), "-f", str(COMPOSE), "config"],
+            capture_output=True, text=True, check=True, cwd=ROOT,
+        )  # fmt: skip
+        services = yaml.safe_load(resolved.stdout)["services"]
+        for name in SERVICE_NAMES:
+            service = services[name]
+            assert service["cap_drop"] == ["ALL"], (command, name)
+            assert service["security_opt"] == ["no-new-privileges:true"], (command, name)
+            assert service["read_only"] is True and service["user"] == "10001:10001"
+            assert any("/tmp" in str(t) for t in service["tmpfs"]), (command, name)
+
+
+def test_prometheus_serves_no_admin_api_and_no_lifecycle(compose: dict[str, Any]) -> None:
+    prometheus = compose["services"]["prometheus"]
+    flags = {flag.split("=", 1)[0] for flag in prometheus["command"]}
+    assert not flags & {"--web.enable-admin-api", "--web.enable-lifecycle"}
+    assert prometheus["cap_drop"] == ["ALL"] and prometheus["read_only"] is True
+    assert "no-new-privileges:true" in prometheus["security_opt"]
+
+
+def test_grafana_has_no_default_login_and_no_anonymous_viewer(compose: dict[str, Any]) -> None:
+    env = compose["services"]["grafana"]["environment"]
+    assert env["GF_SECURITY_ADMIN_PASSWORD"] == "${GRAFANA_ADMIN_PASSWORD:-}"  # no default
+    assert re.fullmatch(r"\$\{GRAFANA_ADMIN_USER(:-\w+)?\}", env["GF_SECURITY_ADMIN_USER"])
+    assert env["GF_AUTH_ANONYMOUS_ENABLED"] == "false"
+    assert "GF_AUTH_ANONYMOUS_ORG_ROLE" not in env
+
+
+def test_the_other_services_need_no_grafana_password() -> None:
+    """`${VAR:?}` would fail `config` (and every `up` of a subset): compose interpolates all
+    services first. Without the variable, compose accepts the file and starts the APIs."""
+    commands = _compose_commands()
+    if not commands:
+        pytest.skip("neither docker-compose nor `docker compose` is installed")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GRAFANA_ADMIN")}
+    for command in commands:
+        result = subprocess.run(
+            [*command, "--project-directory", str(ROOT), "-f", str(COMPOSE), "config", "-q"],
+            capture_output=True, text=True, check=False, cwd=ROOT, env=env,
+        )  # fmt: skip
+        assert result.returncode == 0, f"{' '.join(command)}: {result.stderr}"
+
+
+@pytest.mark.parametrize(
+    ("password", "starts"), [(None, False), ("", False), ("admin", False), ("s3cret-x", True)]
+)
+def test_grafanas_entrypoint_refuses_a_missing_or_default_password(
+    compose: dict[str, Any], tmp_path: Path, password: str | None, starts: bool
+) -> None:
+    """The entrypoint's own shell code, run by /bin/sh; only the image's /run.sh (not here:
+    no Grafana image) is a stand-in that says it was started, with its arguments."""
+    entrypoint = compose["services"]["grafana"]["entrypoint"]
+    assert entrypoint[:2] == ["/bin/sh", "-c"]
+    run_sh = tmp_path / "run.sh"
+    run_sh.write_text('#!/bin/sh\necho "grafana started $*"\n')
+    run_sh.chmod(0o755)
+    script = entrypoint[2].replace("$$", "$")  # compose's escape for a literal `$`
+    assert "exec /run.sh" in script
+    script = script.replace("/run.sh", str(run_sh))
+    env = {"PATH": os.environ["PATH"]}
+    if password is not None:
+        env["GF_SECURITY_ADMIN_PASSWORD"] = password
+    result = subprocess.run(
+        ["/bin/sh", "-c", script, *entrypoint[3:], "--flag"], capture_output=True, text=True,
+        env=env, check=False,
+    )  # fmt: skip
+    if starts:
+        assert result.returncode == 0 and result.stdout.strip() == "grafana started --flag"
+    else:
+        assert result.returncode == 78, result
+        assert "set GRAFANA_ADMIN_PASSWORD" in result.stderr and not result.stdout
 
 
 def test_the_scrape_override_switches_exporters_and_config(compose: dict[str, Any]) -> None:

@@ -164,6 +164,37 @@ def test_service_env_reaches_the_container_untouched(stack: DockerStack) -> None
     assert "STUDY_RUN_NOTE=costs $5" in env
 
 
+def _proc_status(pid: int) -> dict[str, str]:
+    lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    return dict(line.split(":\t", 1) for line in lines if ":\t" in line)
+
+
+def test_the_apis_and_prometheus_run_with_least_privilege(stack: DockerStack) -> None:
+    """What the engine applied, what the kernel shows of the process, and what a process in the
+    container may write: non-root (APIs), no capability, no-new-privileges, a read-only root
+    with only /tmp writable."""
+    for name in [*SERVICE_NAMES, "prometheus"]:
+        container = stack.client.containers.get(name)
+        host = container.attrs["HostConfig"]
+        assert host["ReadonlyRootfs"] is True, name
+        assert host["CapDrop"] == ["ALL"], name
+        assert "no-new-privileges:true" in host["SecurityOpt"], name
+        try:
+            status = _proc_status(container.attrs["State"]["Pid"])
+        except OSError as error:
+            pytest.skip(f"the engine's processes are not on this kernel: {error}")
+        assert int(status["CapEff"], 16) == 0 and int(status["CapBnd"], 16) == 0, name
+        assert status["NoNewPrivs"].strip() == "1", name
+        if name in SERVICE_NAMES:
+            assert container.attrs["Config"]["User"] == "10001:10001"
+            assert status["Uid"].split()[:2] == ["10001", "10001"], name
+            assert status["Gid"].split()[:2] == ["10001", "10001"], name
+            refused = container.exec_run(["sh", "-c", "touch /app/written"])
+            assert refused.exit_code != 0 and b"Read-only file system" in refused.output
+            allowed = container.exec_run(["sh", "-c", "touch /tmp/written && rm /tmp/written"])
+            assert allowed.exit_code == 0, allowed.output
+
+
 def test_the_limits_are_in_the_containers_cgroups(stack: DockerStack) -> None:
     """What the kernel enforces, not only what the engine reports."""
     for name in SERVICE_NAMES:

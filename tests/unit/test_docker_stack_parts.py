@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from helpers import net, paths
-from helpers.serving.docker import choice, containers, topology
+from helpers.serving.docker import choice, containers, grafana, topology
 from helpers.serving.docker.compose import Compose, ComposeError
 from helpers.serving.docker.stack import DockerStack
 from helpers.serving.protocol import Limits
@@ -158,3 +158,19 @@ def test_pull_telemetry_scrapes_the_apis_and_runs_the_collector_only_for_spans()
     assert "otel-collector" in traced.services and "otel-collector" not in traced.jobs
     with pytest.raises(ValueError, match="OTEL_COLLECTOR_IMAGE"):
         topology.Topology.for_images({}, telemetry="collector")
+
+
+def test_grafana_gets_a_password_of_its_own_unless_the_caller_gave_one(tmp_path: Path) -> None:
+    added, written = grafana.login({}, tmp_path / "stack")
+    password = added[grafana.PASSWORD_VARIABLE]
+    assert len(password) >= 20 and password != "admin"
+    assert written == tmp_path / "stack" / grafana.PASSWORD_FILE
+    assert written.read_text().strip() == password
+    assert written.stat().st_mode & 0o777 == 0o600  # the caller's to read, nobody else's
+    again, _ = grafana.login({grafana.PASSWORD_VARIABLE: ""}, tmp_path / "other")
+    assert again[grafana.PASSWORD_VARIABLE] != password  # new for each run
+    assert grafana.login({grafana.PASSWORD_VARIABLE: "s3cret-x"}, tmp_path / "own") == ({}, None)
+    assert not (tmp_path / "own").exists()  # the caller's own password is written nowhere
+    with pytest.raises(ValueError, match="GRAFANA_ADMIN_PASSWORD=admin is refused"):
+        grafana.login({grafana.PASSWORD_VARIABLE: "admin"}, tmp_path / "refused")
+    assert grafana.user({}) == "admin" and grafana.user({"GRAFANA_ADMIN_USER": "me"}) == "me"

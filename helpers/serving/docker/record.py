@@ -25,6 +25,7 @@ class RecordedStack(Stack, Protocol):
     exporter: process.ManagedProcess | None
     exporter_target: str | None
     grafana_url: str | None
+    grafana_password_file: Path | None
     service_names: list[str]
     service_env: dict[str, dict[str, str]]
     healthz: dict[str, Any]
@@ -57,6 +58,9 @@ def describe(stack: RecordedStack) -> dict[str, Any]:
             "pid": stack.exporter.pid if stack.exporter else None,
         },
         "grafana_url": stack.grafana_url,
+        "grafana_password_file": (
+            str(stack.grafana_password_file) if stack.grafana_password_file else None
+        ),
         "services": {
             name: {
                 "url": stack.service_urls[name],

@@ -34,7 +34,7 @@ import yaml
 
 from helpers import net, paths
 from helpers.serving import collector, ports, process, prometheus_server
-from helpers.serving.docker import choice, containers, engine, record, topology
+from helpers.serving.docker import choice, containers, engine, grafana, record, topology
 from helpers.serving.docker.compose import PROJECT, PROJECT_LABEL, SERVICE_LABEL, Compose
 from helpers.serving.docker.containers import ExitWatcher, K6Container
 from helpers.serving.docker.standins import private_engine
@@ -103,6 +103,7 @@ class DockerStack(Stack):
         self.prometheus_url = f"http://{HOST}:{self.ports['prometheus']}"
         self.remote_write_url = f"{self.prometheus_url}/api/v1/write"
         self.grafana_url: str | None = None
+        self.grafana_password_file: Path | None = None  # None: the caller's own password
         self.limits: dict[str, Limits] = {}
         self.limits_enforced = False
         self.limits_note = ""
@@ -165,6 +166,9 @@ class DockerStack(Stack):
         self.prometheus_config.write_text(self.topology.prometheus_config())
         self.compose.files = [*self.topology.compose_files, self._write_run_override()]
         log(self.topology.sentence())
+        if self.topology.grafana:
+            added, self.grafana_password_file = grafana.login(self.compose.env, self.stack_dir)
+            self.compose.env |= added
         self.watcher = ExitWatcher(self.engine.client(), self.exits, self.service_names)
         self.compose.up(self.topology.services)
         self.containers = {s: self._container(s) for s in self.topology.services}
@@ -180,6 +184,9 @@ class DockerStack(Stack):
         )
         if self.topology.grafana:
             self.grafana_url = f"http://{HOST}:{self.ports['grafana']}"
+            where = self.grafana_password_file or f"${grafana.PASSWORD_VARIABLE}"
+            log(f"Grafana {self.grafana_url}: user {grafana.user(self.compose.env)}, "
+                f"password in {where}")  # fmt: skip
         (self.stack_dir / "stack.json").write_text(
             json.dumps(record.describe(self), indent=2) + "\n"
         )
@@ -245,7 +252,9 @@ class DockerStack(Stack):
         )
         # The same file, rewritten in place: the bind mount follows the inode, not the name.
         self.prometheus_config.write_text(self.topology.prometheus_config(self.exporter_target))
-        httpx.post(f"{self.prometheus_url}/-/reload", timeout=30).raise_for_status()
+        # SIGHUP, not POST /-/reload: Prometheus runs without --web.enable-lifecycle. Whether
+        # it took the new config shows as the exporter's job coming up (wait_for_targets).
+        self.containers["prometheus"].kill(signal="SIGHUP")
         log(f"container metrics: host cgroup exporter on {self.exporter_target}")
 
     def failures(self) -> list[ServiceExit]:
