@@ -153,18 +153,21 @@ lab: setup
 # The study on Kubernetes (deploy/kubernetes/README.md): manifests generated from the sources the
 # local and Docker backends use, validated offline, into K8S_OUT (git-ignored). TARGET_RPS sizes
 # the Deployments from RUN's capacity (newest run with one if RUN is empty); PARALLELISM is the
-# k6 runners per TestRun; K8S_RUN_ID tags k6's series; REGISTRY prefixes the API images.
+# k6 runners per TestRun; K8S_RUN_ID tags k6's series; REGISTRY prefixes the API images;
+# K6_OPERATOR_NAMESPACE is where k6-operator's controller runs (the runners admit it).
 K8S_OUT ?= results/kubernetes
 TARGET_RPS ?=
 RUN ?=
 PARALLELISM ?= 2
 K8S_RUN_ID ?= k8s
 REGISTRY ?=
+K6_OPERATOR_NAMESPACE ?= k6-operator-system
 k8s-manifests: $(VENV)/.installed
 	@$(PY) -m helpers.model.artifacts
 	@$(PY) -m helpers.kubernetes --out '$(K8S_OUT)' --target-rps '$(TARGET_RPS)' \
 	  --run '$(RUN)' --parallelism '$(PARALLELISM)' --run-id '$(K8S_RUN_ID)' \
-	  --profile '$(PROFILE)' --registry '$(REGISTRY)'
+	  --profile '$(PROFILE)' --registry '$(REGISTRY)' \
+	  --k6-operator-namespace '$(K6_OPERATOR_NAMESPACE)'
 
 # Local base images + wheelhouse + Go module cache, so images build with no registry (cached).
 docker-images: setup docker-packages

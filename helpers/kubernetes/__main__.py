@@ -2,6 +2,7 @@
 
     python -m helpers.kubernetes [--out DIR] [--target-rps N] [--run RUN]
         [--parallelism N] [--run-id ID] [--profile seed|quick|smoke] [--registry HOST/PATH]
+        [--k6-operator-namespace NS]
     python -m helpers.kubernetes --reference --out deploy/kubernetes/manifests
 
 The output folder is replaced whole (it holds only what this writes: a marker file says so).
@@ -25,7 +26,7 @@ from typing import Any
 import yaml
 
 from helpers import paths
-from helpers.kubernetes import objects, replicas, sources, testruns, validate
+from helpers.kubernetes import objects, replicas, security, sources, testruns, validate
 from helpers.load.profiles import MODES, get_profile
 
 MARKER = ".generated-by-helpers.kubernetes"
@@ -77,11 +78,12 @@ def build(args: argparse.Namespace) -> tuple[dict[str, list[dict]], list[replica
     spec = sources.compose()
     budget = sources.budget(spec)
     k6_image = sources.image("k6", spec)
-    files: dict[str, list[dict]] = {"00-namespace.yaml": [objects.namespace()]}
+    files: dict[str, list[dict]] = {"00-namespace.yaml": objects.namespace()}
     if not args.reference:
         files["10-model-artifacts.yaml"] = [objects.model_configmap(Path(args.artifacts))]
         scripts = (testruns.SEED_SCRIPT, testruns.CAPACITY_SCRIPT)
         files["11-k6-scripts.yaml"] = [objects.k6_configmap(paths.K6_DIR, scripts)]
+    files["12-k6-runners.yaml"] = [objects.k6_runner_policy(args.k6_operator_namespace)]
     files["20-prometheus.yaml"] = objects.prometheus_objects(
         sources.image("prometheus", spec), sources.prometheus_flags(spec), sources.scrape_timing()
     )
@@ -145,6 +147,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--registry", default="", help="prefix of the API images, e.g. ghcr.io/me")
     p.add_argument("--artifacts", default=str(paths.ARTIFACTS_DIR))
     p.add_argument("--capacity-rps", type=int, default=DEFAULT_CAPACITY_RPS)
+    p.add_argument("--k6-operator-namespace", default=security.K6_OPERATOR_NAMESPACE,
+                   help="where k6-operator's controller runs (it polls the runners)")  # fmt: skip
     return p
 
 

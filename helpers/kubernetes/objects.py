@@ -1,16 +1,21 @@
 """The cluster's objects as plain dicts: the three APIs, their model, Prometheus, the HPAs.
 
 Every value that the other backends also fix comes from `sources`; what is decided here is
-only what Kubernetes adds: the names, the labels Prometheus selects on, probes, RBAC.
+only what Kubernetes adds: the names, the labels Prometheus selects on, probes, and least
+privilege (`security`: the restricted Pod Security Standard, NetworkPolicies).
 - Each API is a Deployment whose container is named after the service, with requests =
-  limits = the study's budget (Guaranteed QoS), readiness on /healthz, and the model and its
-  manifest mounted read-only from the ConfigMap `model-artifacts` where compose mounts
-  ./artifacts — the services verify the model's sha256 against the manifest at start, as
-  everywhere.
-- Prometheus scrapes pods by annotation (`prometheus.io/scrape`, `prometheus.io/port`) and
-  the kubelets' cAdvisor through the API server, and relabels both so the study's queries
-  find what they find locally: `job` = service name for the histograms, `name` = service
-  name for the `container_*` series (the kubelet labels them `container`/`pod`).
+  limits = the study's budget (Guaranteed QoS), the model and its manifest mounted read-only
+  from the ConfigMap `model-artifacts` where compose mounts ./artifacts — the services verify
+  the model's sha256 against the manifest at start, as everywhere —, the uid:gid compose runs
+  it as, a read-only root with an emptyDir wherever compose gives a tmpfs, and no
+  service-account token (it never talks to the API server).
+- Probes that survive saturation: a service at 100 % of its 0.5 CPU answers /healthz only
+  after the requests queued before it, so readiness waits 5 s per try and 6 failures in a row
+  (30 s) before the pod leaves the Service; liveness only asks whether the kernel still
+  completes a TCP connect on the HTTP port — which it does for a saturated process — for a
+  minute, and starts once the service has bound (the startup probe, 2 min at 0.5 CPU).
+  Measured: deploy/kubernetes/README.md, *Probes that survive saturation*.
+- Prometheus is `prometheus`'s.
 """
 
 from __future__ import annotations
@@ -20,21 +25,18 @@ import json
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from helpers.kubernetes import sources
-from helpers.serving.services import SERVICE_NAMES
+from helpers.kubernetes import prometheus, security, sources
 
 NAMESPACE = "onnx-serving-study"
 PART_OF = "onnx-serving-study"
 MODEL_CONFIGMAP = "model-artifacts"
 FEATURE_RANGES_KEY = "feature_ranges.json"  # k6 reads FEATURE_RANGES from here
 K6_CONFIGMAP = "k6-scripts"
-PROMETHEUS = "prometheus"
-PROMETHEUS_PORT = 9090
 CONFIGMAP_MAX_BYTES = 1024 * 1024  # etcd's limit for one object, about 1 MiB
-NAME_LABEL = "app.kubernetes.io/name"
-SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+NAME_LABEL = security.NAME_LABEL
+PROBE_TIMEOUT_S = 5  # a saturated service answers /healthz behind the requests queued before it
+PROBE_FAILURES = 6  # in a row before Kubernetes acts
+STARTUP_S = 120  # to import, verify, load and bind at 0.5 CPU
 
 
 def _meta(name: str, **extra: Any) -> dict[str, Any]:
@@ -42,9 +44,22 @@ def _meta(name: str, **extra: Any) -> dict[str, Any]:
     return {"name": name, "namespace": NAMESPACE, "labels": labels, **extra}
 
 
-def namespace() -> dict[str, Any]:
-    meta = {"name": NAMESPACE, "labels": {"app.kubernetes.io/part-of": PART_OF}}
-    return {"apiVersion": "v1", "kind": "Namespace", "metadata": meta}
+def _labels(name: str) -> dict[str, str]:
+    return _meta(name)["labels"]
+
+
+def namespace() -> list[dict[str, Any]]:
+    """The namespace, and its default: no ingress to any pod but what a policy admits."""
+    labels = {"app.kubernetes.io/part-of": PART_OF}
+    meta = {"name": NAMESPACE, "labels": labels}
+    return [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": meta},
+        security.default_deny(NAMESPACE, labels),
+    ]
+
+
+def k6_runner_policy(operator_namespace: str) -> dict[str, Any]:
+    return security.k6_runner_policy(NAMESPACE, _labels(security.K6_RUNNER), operator_namespace)
 
 
 def model_configmap(artifacts_dir: Path) -> dict[str, Any]:
@@ -86,8 +101,32 @@ def k6_configmap(k6_dir: Path, scripts: tuple[str, ...]) -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": _meta(K6_CONFIGMAP), "data": data}
 
 
+def _probes(port: str) -> dict[str, dict[str, Any]]:
+    patient = {"timeoutSeconds": PROBE_TIMEOUT_S, "failureThreshold": PROBE_FAILURES}
+    return {
+        "startupProbe": {"tcpSocket": {"port": port}, "periodSeconds": 2,
+                         "timeoutSeconds": PROBE_TIMEOUT_S, "failureThreshold": STARTUP_S // 2},
+        "readinessProbe": {"httpGet": {"path": "/healthz", "port": port}, "periodSeconds": 5,
+                           **patient},
+        "livenessProbe": {"tcpSocket": {"port": port}, "periodSeconds": 10, **patient},
+    }  # fmt: skip
+
+
+def _scratch_volumes(api: sources.ApiSource) -> tuple[list[dict], list[dict]]:
+    """(volumes, mounts): an emptyDir in memory for each of compose's tmpfs, same size."""
+    volumes, mounts = [], []
+    for path, size in sorted(api.scratch.items()):
+        name = path.strip("/").replace("/", "-").replace("_", "-").lower() or "scratch"
+        empty_dir: dict[str, Any] = {"medium": "Memory"}  # tmpfs: counted in the pod's memory
+        if size is not None:
+            empty_dir["sizeLimit"] = f"{-(-size // 2**20)}Mi"
+        volumes.append({"name": name, "emptyDir": empty_dir})
+        mounts.append({"name": name, "mountPath": path})
+    return volumes, mounts
+
+
 def api_objects(api: sources.ApiSource, budget: sources.Budget, replicas: int, registry: str):
-    """The Deployment and Service of one API."""
+    """The Deployment, Service and NetworkPolicy of one API."""
     limits = {"cpu": budget.cpu_quantity, "memory": budget.memory_quantity}
     image = f"{registry.rstrip('/')}/{api.image}" if registry else api.image
     pod_annotations = {
@@ -95,6 +134,7 @@ def api_objects(api: sources.ApiSource, budget: sources.Budget, replicas: int, r
         "prometheus.io/port": str(api.metrics_port),
         "prometheus.io/path": "/metrics",
     }
+    scratch_volumes, scratch_mounts = _scratch_volumes(api)
     container = {
         "name": api.name,  # the kubelet's cAdvisor labels series with it (`container`)
         "image": image,
@@ -105,13 +145,10 @@ def api_objects(api: sources.ApiSource, budget: sources.Budget, replicas: int, r
             {"name": "metrics", "containerPort": api.metrics_port},
         ],
         "resources": {"requests": dict(limits), "limits": dict(limits)},
-        "readinessProbe": {
-            "httpGet": {"path": "/healthz", "port": "http"},
-            "periodSeconds": 2,
-            "failureThreshold": 3,
-        },
+        **_probes("http"),
+        "securityContext": security.container_context(api.run_as),
         "volumeMounts": [{"name": "artifacts", "mountPath": api.artifacts_mount,
-                          "readOnly": True}],
+                          "readOnly": True}, *scratch_mounts],
     }  # fmt: skip
     selector = {NAME_LABEL: api.name}
     deployment = {
@@ -122,17 +159,19 @@ def api_objects(api: sources.ApiSource, budget: sources.Budget, replicas: int, r
             "replicas": replicas,
             "selector": {"matchLabels": selector},
             "template": {
-                "metadata": {"labels": _meta(api.name)["labels"], "annotations": pod_annotations},
+                "metadata": {"labels": _labels(api.name), "annotations": pod_annotations},
                 "spec": {
                     # The compose file's stop_grace_period: SIGTERM drains, then exits 0.
                     "terminationGracePeriodSeconds": 15,
-                    "securityContext": {"runAsNonRoot": True},
+                    "automountServiceAccountToken": False,  # it never calls the API server
+                    "securityContext": security.pod_context(api.run_as),
                     "containers": [container],
-                    "volumes": [{"name": "artifacts", "configMap": {"name": MODEL_CONFIGMAP}}],
+                    "volumes": [{"name": "artifacts", "configMap": {"name": MODEL_CONFIGMAP}},
+                                *scratch_volumes],
                 },
             },
         },
-    }
+    }  # fmt: skip
     service = {
         "apiVersion": "v1",
         "kind": "Service",
@@ -142,7 +181,11 @@ def api_objects(api: sources.ApiSource, budget: sources.Budget, replicas: int, r
             "ports": [{"name": "http", "port": api.container_port, "targetPort": "http"}],
         },
     }
-    return [deployment, service]
+    policy = security.api_policy(
+        api.name, NAMESPACE, _labels(api.name), api.container_port, api.metrics_port,
+        prometheus.PROMETHEUS,
+    )  # fmt: skip
+    return [deployment, service, policy]
 
 
 def hpa(service: str, replicas: int, max_replicas: int, cpu_utilization: int) -> dict[str, Any]:
@@ -167,130 +210,12 @@ def hpa(service: str, replicas: int, max_replicas: int, cpu_utilization: int) ->
     }
 
 
-def prometheus_config(timing: dict[str, str]) -> dict[str, Any]:
-    """The cluster Prometheus' scrape config; k6 arrives by remote write (no job)."""
-    services = "|".join(SERVICE_NAMES)
-    pods = {
-        "job_name": "kubernetes-pods",
-        "kubernetes_sd_configs": [{"role": "pod", "namespaces": {"names": [NAMESPACE]}}],
-        "relabel_configs": [
-            {"source_labels": ["__meta_kubernetes_pod_annotation_prometheus_io_scrape"],
-             "regex": "true", "action": "keep"},
-            {"source_labels": ["__meta_kubernetes_pod_label_app_kubernetes_io_name"],
-             "regex": services, "action": "keep"},
-            {"source_labels": ["__meta_kubernetes_pod_ip",
-                               "__meta_kubernetes_pod_annotation_prometheus_io_port"],
-             "regex": "(.+);(\\d+)", "replacement": "$1:$2", "target_label": "__address__"},
-            {"source_labels": ["__meta_kubernetes_pod_annotation_prometheus_io_path"],
-             "regex": "(.+)", "target_label": "__metrics_path__"},
-            # `job` = service name, as the local and compose jobs are named.
-            {"source_labels": ["__meta_kubernetes_pod_label_app_kubernetes_io_name"],
-             "target_label": "job"},
-            {"source_labels": ["__meta_kubernetes_pod_name"], "target_label": "pod"},
-        ],
-    }  # fmt: skip
-    cadvisor = {
-        "job_name": "kubernetes-cadvisor",
-        "scheme": "https",
-        "tls_config": {"ca_file": f"{SA_DIR}/ca.crt"},
-        "authorization": {"credentials_file": f"{SA_DIR}/token"},
-        "kubernetes_sd_configs": [{"role": "node"}],
-        # Through the API server's node proxy: no direct route to the kubelets is needed.
-        "relabel_configs": [
-            {"target_label": "__address__", "replacement": "kubernetes.default.svc:443"},
-            {"source_labels": ["__meta_kubernetes_node_name"], "regex": "(.+)",
-             "target_label": "__metrics_path__",
-             "replacement": "/api/v1/nodes/$1/proxy/metrics/cadvisor"},
-        ],
-        "metric_relabel_configs": [
-            # Only the APIs' containers (not the pause container "POD", nor pod-level cgroups).
-            {"source_labels": ["namespace", "container"], "regex": f"{NAMESPACE};({services})",
-             "action": "keep"},
-            # cAdvisor under Docker names the container `name` = service name; the kubelet's
-            # `name` is the runtime's id. The study's queries select on `name`.
-            {"source_labels": ["container"], "target_label": "name"},
-        ],
-    }  # fmt: skip
-    return {
-        "global": timing,
-        "scrape_configs": [
-            {"job_name": "prometheus",
-             "static_configs": [{"targets": [f"localhost:{PROMETHEUS_PORT}"]}]},
-            pods,
-            cadvisor,
-        ],
-    }  # fmt: skip
-
-
 def prometheus_objects(image: str, flags: list[str], timing: dict[str, str]) -> list[dict]:
-    """ServiceAccount + RBAC (discover pods and nodes, read the kubelets' cAdvisor), config,
-    Deployment (TSDB in an emptyDir: copy it out before deleting the pod), Service."""
-    meta = _meta(PROMETHEUS)
-    rules = [
-        {"apiGroups": [""], "resources": ["nodes", "nodes/proxy", "nodes/metrics", "pods"],
-         "verbs": ["get", "list", "watch"]},
-    ]  # fmt: skip
-    cluster_meta = {"name": f"{NAMESPACE}-prometheus", "labels": meta["labels"]}
-    binding = {
-        "apiVersion": "rbac.authorization.k8s.io/v1",
-        "kind": "ClusterRoleBinding",
-        "metadata": cluster_meta,
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
-                    "name": cluster_meta["name"]},
-        "subjects": [{"kind": "ServiceAccount", "name": PROMETHEUS, "namespace": NAMESPACE}],
-    }  # fmt: skip
-    config_text = yaml.safe_dump(prometheus_config(timing), sort_keys=False)
-    # The admin API serves TSDB snapshots: how a run's data leaves the cluster for notebook 05.
-    args = [*flags, "--web.enable-admin-api"]
-    container = {
-        "name": PROMETHEUS,
-        "image": image,
-        "args": args,
-        "ports": [{"name": "http", "containerPort": PROMETHEUS_PORT}],
-        "readinessProbe": {"httpGet": {"path": "/-/ready", "port": "http"}, "periodSeconds": 5},
-        "resources": {"requests": {"cpu": "500m", "memory": "1Gi"}},
-        "volumeMounts": [
-            {"name": "config", "mountPath": "/etc/prometheus", "readOnly": True},
-            {"name": "data", "mountPath": "/prometheus"},
-        ],
-    }
-    deployment = {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": meta,
-        "spec": {
-            "replicas": 1,
-            "strategy": {"type": "Recreate"},  # one TSDB writer at a time
-            "selector": {"matchLabels": {NAME_LABEL: PROMETHEUS}},
-            "template": {
-                "metadata": {"labels": meta["labels"]},
-                "spec": {
-                    "serviceAccountName": PROMETHEUS,
-                    "containers": [container],
-                    "volumes": [
-                        {"name": "config", "configMap": {"name": "prometheus-config"}},
-                        {"name": "data", "emptyDir": {}},
-                    ],
-                },
-            },
-        },
-    }
-    return [
-        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta},
-        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
-         "metadata": cluster_meta, "rules": rules},
-        binding,
-        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": _meta("prometheus-config"),
-         "data": {"prometheus.yml": config_text}},
-        deployment,
-        {"apiVersion": "v1", "kind": "Service", "metadata": meta,
-         "spec": {"selector": {NAME_LABEL: PROMETHEUS},
-                  "ports": [{"name": "http", "port": PROMETHEUS_PORT, "targetPort": "http"}]}},
-    ]  # fmt: skip
+    return prometheus.objects(NAMESPACE, _labels(prometheus.PROMETHEUS), image, flags, timing)
 
 
 def remote_write_url() -> str:
-    return f"http://{PROMETHEUS}.{NAMESPACE}.svc:{PROMETHEUS_PORT}/api/v1/write"
+    return f"http://{prometheus.PROMETHEUS}.{NAMESPACE}.svc:{prometheus.PORT}/api/v1/write"
 
 
 def service_url(api: sources.ApiSource) -> str:

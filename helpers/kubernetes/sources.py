@@ -1,7 +1,8 @@
 """What Kubernetes takes from the other backends: read from their own files, never retyped.
 
-- docker-compose.yaml: each API's image, container port, environment, artifacts mount and
-  `deploy.resources.limits`; Prometheus' and k6's images and Prometheus' flags.
+- docker-compose.yaml: each API's image, container port, environment, artifacts mount,
+  `deploy.resources.limits`, numeric `user` (uid:gid, what the images' USER is) and `tmpfs`
+  (what a read-only container may write); Prometheus' and k6's images and Prometheus' flags.
 - docker-compose.scrape.yaml: the services' telemetry as Prometheus scrapes it (pull), which is
   how the cluster's Prometheus gets their histograms.
 - helpers.serving.local.cgroups: the local backend's limits. Compose and the cgroups must agree
@@ -52,6 +53,14 @@ class Budget:
 
 
 @dataclass(frozen=True)
+class RunAs:
+    """A numeric uid:gid, neither root: Kubernetes can prove `runAsNonRoot` only of numbers."""
+
+    uid: int
+    gid: int
+
+
+@dataclass(frozen=True)
 class ApiSource:
     name: str
     image: str
@@ -60,6 +69,8 @@ class ApiSource:
     artifacts_mount: str  # where the container reads the model and its manifest
     model_file: str  # inside the mount
     environment: dict[str, str]
+    run_as: RunAs
+    scratch: dict[str, int | None]  # compose's tmpfs: path → size in bytes (None: unbounded)
 
 
 def default_of(value: Any) -> str:
@@ -133,8 +144,33 @@ def apis(spec: dict[str, Any] | None = None, scrape: Path = SCRAPE_OVERRIDE) -> 
                 artifacts_mount=mount,
                 model_file=model_file,
                 environment=env,
+                run_as=run_as(name, service.get("user")),
+                scratch=scratch(service.get("tmpfs")),
             )
         )
+    return result
+
+
+def run_as(service: str, user: Any) -> RunAs:
+    """Compose's `user: "uid:gid"`, both numbers and neither 0, else ValueError naming it."""
+    match = re.fullmatch(r"(\d+):(\d+)", str(user or ""))
+    ids = (int(match.group(1)), int(match.group(2))) if match else (0, 0)
+    if 0 in ids:
+        raise ValueError(
+            f"{service}: docker-compose.yaml `user` is {user!r}; expected a numeric non-root "
+            '"uid:gid" (the image\'s USER, e.g. "10001:10001")'
+        )
+    return RunAs(*ids)
+
+
+def scratch(tmpfs: Any) -> dict[str, int | None]:
+    """Compose's `tmpfs` (`/tmp:size=16m,mode=1777`, one or a list) as path → size in bytes."""
+    entries = [tmpfs] if isinstance(tmpfs, str) else list(tmpfs or [])
+    result: dict[str, int | None] = {}
+    for entry in entries:
+        path, _, options = str(entry).partition(":")
+        sizes = [o.split("=", 1)[1] for o in options.split(",") if o.startswith("size=")]
+        result[path] = docker_memory_bytes(sizes[0]) if sizes else None
     return result
 
 

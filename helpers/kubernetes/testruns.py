@@ -9,6 +9,12 @@ same trend stats — so k6's series carry the same `run_id`, `service`, `scenari
 `testrun_name`), so runners' series never collide: the study's queries sum over them.
 k6 splits every scenario's rate and VUs across runners (execution segments), so the planned
 load is the profile's whatever the parallelism.
+
+Every pod a TestRun makes — the runners, the initializer (k6-operator copies the runner's
+settings into it) and the starter — passes the restricted Pod Security Standard as the
+study's own pods do, with no service-account token (none of them calls the API server), and a
+memory emptyDir at /tmp: the initializer writes the script's archive and its log there. The
+runners carry the label the APIs' NetworkPolicies admit (`security.K6_RUNNER`).
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ import json
 import re
 from typing import Any
 
-from helpers.kubernetes import objects, sources
+from helpers.kubernetes import objects, security, sources
 from helpers.load import loadtest
 from helpers.load.k6 import TREND_STATS
 from helpers.load.profiles import MODES, Profile
@@ -29,6 +35,9 @@ REMOTE_WRITE_STATS = "p(50),p(95),p(99)"  # what helpers.load.k6 asks for locall
 MAX_PARALLELISM = 100
 # k6-operator names its Jobs <TestRun>-initializer etc.; a Job name must stay within 63.
 _RUN_ID = re.compile(r"[a-z0-9]([-a-z0-9]{0,28}[a-z0-9])?")
+K6_RUN_AS = sources.RunAs(12345, 12345)  # grafana/k6's `k6` user (and the local stand-in's)
+STARTER_RUN_AS = sources.RunAs(65532, 65532)  # k6-operator's starter image (curl), non-root
+SCRATCH = {"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "64Mi"}}
 
 
 def check_parallelism(value: Any) -> int:
@@ -86,9 +95,27 @@ def _testrun(name: str, script: str, parallelism: int, env: list[dict], image: s
             "script": {"configMap": {"name": objects.K6_CONFIGMAP, "file": script}},
             "args": ["--out", "experimental-prometheus-rw",
                      "--summary-trend-stats", TREND_STATS],
-            "runner": {"image": image, "env": env},
+            "runner": {
+                "image": image,
+                "env": env,
+                "metadata": {"labels": {security.NAME_LABEL: security.K6_RUNNER,
+                                        "app.kubernetes.io/part-of": objects.PART_OF}},
+                **_least_privilege(K6_RUN_AS),
+                "volumes": [SCRATCH],
+                "volumeMounts": [{"name": SCRATCH["name"], "mountPath": "/tmp"}],
+            },
+            "starter": _least_privilege(STARTER_RUN_AS),
         },
     }  # fmt: skip
+
+
+def _least_privilege(run_as: sources.RunAs) -> dict[str, Any]:
+    """The fields of one TestRun pod (runner, initializer, starter) that make it restricted."""
+    return {
+        "automountServiceAccountToken": "false",  # a string in k6-operator's CRD
+        "securityContext": security.pod_context(run_as),
+        "containerSecurityContext": security.container_context(run_as),
+    }
 
 
 def seed(profile: Profile, mode: str, run_id: str, parallelism: int, image: str) -> dict:

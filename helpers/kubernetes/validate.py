@@ -7,7 +7,8 @@ with `jsonschema`, with unknown fields refused the same way (the API server woul
 silently, so a misspelt `paralellism` would otherwise pass). The CRD is the unmodified file of
 the pinned k6-operator release, kept gzipped in deploy/kubernetes/crd/ because no registry
 reachable here serves it (the Go module proxy refuses github.com/grafana/k6-operator); its
-sha256 is checked before use.
+sha256 is checked before use. Every pod an object makes (a Deployment's, a TestRun's runner,
+initializer and starter) must also pass the restricted Pod Security Standard (`restricted`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import kubernetes_validate
 import yaml
 
 from helpers import paths
+from helpers.kubernetes import restricted
 
 KUBERNETES_VERSION = "1.37.0"  # the newest release kubernetes-validate 1.37.0 bundles
 K6_OPERATOR_VERSION = "v1.6.0"
@@ -85,10 +87,20 @@ def check_testrun(obj: dict[str, Any]) -> None:
         raise InvalidManifest(f"{_name(obj)}: metadata.name is required")
 
 
+def check_restricted(obj: dict[str, Any]) -> None:
+    """InvalidManifest naming every pod of `obj` that breaks the restricted standard, and how."""
+    problems = [f"{where}: {problem}" for where, pod in restricted.pods(obj)
+                for problem in restricted.violations(pod)]  # fmt: skip
+    if problems:
+        raise InvalidManifest("not restricted (Pod Security Standards): " + "; ".join(problems))
+
+
 def check(obj: dict[str, Any]) -> None:
-    """Raise InvalidManifest if the cluster would refuse `obj` (offline; no API server)."""
+    """Raise InvalidManifest if the cluster would refuse `obj` (offline; no API server), or if
+    a pod it makes is not restricted."""
     if obj.get("apiVersion") == "k6.io/v1alpha1" and obj.get("kind") == "TestRun":
         check_testrun(obj)
+        check_restricted(obj)
         return
     try:
         kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
@@ -100,6 +112,7 @@ def check(obj: dict[str, Any]) -> None:
             f"{_name(obj)}: no schema for {obj.get('apiVersion')} {obj.get('kind')} in "
             f"Kubernetes {KUBERNETES_VERSION}"
         ) from None
+    check_restricted(obj)
 
 
 def check_all(objects: list[dict[str, Any]]) -> int:

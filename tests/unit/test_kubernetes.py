@@ -285,7 +285,7 @@ def test_the_crd_schema_catches_what_the_api_server_would_prune_or_refuse():
 
 def test_kubernetes_schemas_refuse_a_bad_deployment():
     api = sources.apis()[0]
-    deployment, _ = objects.api_objects(api, sources.budget(), 1, "")
+    deployment, _, _ = objects.api_objects(api, sources.budget(), 1, "")
     validate.check(deployment)
     deployment["spec"]["replicas"] = "two"
     with pytest.raises(

@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from helpers import net
-from helpers.kubernetes import objects, sources
+from helpers.kubernetes import objects, prometheus, sources
 from helpers.prometheus import client, queries
 from helpers.serving import prometheus_server
 from helpers.serving.services import SERVICE_NAMES
@@ -113,19 +113,20 @@ def _as_discovered(config: dict, address: str) -> dict:
                                         "prometheus"}}
     )  # fmt: skip
     kubelet = jobs["kubernetes-cadvisor"]
-    # The node discovery and the API-server proxy address cannot run here: the kubelet's
-    # answer comes straight from the stand-in; the metric relabelling is the generated one.
-    for key in ("kubernetes_sd_configs", "relabel_configs", "tls_config", "authorization"):
+    # Node discovery and the kubelet's TLS and token cannot run here: the stand-in answers
+    # over plain HTTP where discovery would point (the node's address); the path and the
+    # metric relabelling are the generated ones.
+    for key in ("kubernetes_sd_configs", "tls_config", "authorization"):
         kubelet.pop(key)
     kubelet["scheme"] = "http"
-    kubelet["metrics_path"] = "/metrics/cadvisor"
     kubelet["static_configs"] = [{"targets": [address]}]
     jobs["prometheus"]["static_configs"] = [{"targets": []}]
     return config
 
 
 def test_notebook_05s_queries_find_every_service_after_the_relabelling(tmp_path, stand_in):
-    config = _as_discovered(objects.prometheus_config(sources.scrape_timing()), stand_in)
+    generated = prometheus.config(objects.NAMESPACE, sources.scrape_timing())
+    config = _as_discovered(generated, stand_in)
     port = net.free_port()
     server = prometheus_server.start(
         yaml.safe_dump(config), tmp_path, port, tmp_path / "prometheus.log", "prometheus-k8s"
