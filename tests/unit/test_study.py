@@ -153,7 +153,7 @@ def test_an_existing_run_folder_is_refused_unless_resumed_or_replaced(tmp_path: 
     run_dir.mkdir()
     study.claim_run_dir(run_dir, resume=False, force=False)  # an empty one: fine
     (run_dir / "summary.json").write_text("{}")
-    with pytest.raises(FileExistsError, match="--resume .* or --force"):
+    with pytest.raises(FileExistsError, match=r"--resume .* or --force"):
         study.claim_run_dir(run_dir, resume=False, force=False)
     study.claim_run_dir(run_dir, resume=True, force=False)
     assert (run_dir / "summary.json").exists()  # resumed: kept
