@@ -16,6 +16,12 @@ without a registry the scrape override and the host cgroup exporter stand in). T
   stack/events.json) with how it ended;
 - teardown leaves no container, network, interface or engine of ours behind, and the run's TSDB
   is readable afterwards by the host's Prometheus (what notebook 05 does).
+Then a second, smaller stack of two instances of python-api-onnx side by side (issue 19's
+paired comparisons: different environment and limits, one scraped, one pushing to the
+collector): both serve under the limits they asked for, read back from their cgroups; both
+reach Prometheus under their own names; `usage()` moves with load; `restart()` brings one back
+without a failure recorded, while a later kill of it is recorded; a killed Prometheus is
+recorded as a failure naming it.
 
 Skipped, with the reason printed, only where no engine runs and none can be started.
 Cold (no layer cache, no local images): ~10 min, mostly debootstrap; warm: ~1.5 min.
@@ -24,6 +30,7 @@ Cold (no layer cache, no local images): ~10 min, mostly debootstrap; warm: ~1.5 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import shutil
@@ -44,6 +51,7 @@ from helpers.serving.docker.containers import K6Container
 from helpers.serving.docker.stack import PROJECT, STACK_LABEL, DockerStack
 from helpers.serving.docker.standins import private_engine
 from helpers.serving.docker.topology import cgroup_relpath
+from helpers.serving.instances import Instance
 from helpers.serving.local import cgroup_stats, cgroups
 from helpers.serving.protocol import Limits, read_exits
 from helpers.serving.services import LATENCY_BUCKETS_S, SERVICE_NAMES
@@ -155,6 +163,9 @@ def test_the_stack_runs_the_three_apis_with_limits_read_back(stack: DockerStack)
     assert record["backend"] == "docker"
     assert record["latency_buckets_s"] == list(LATENCY_BUCKETS_S)
     assert record["services"]["go-api-onnx"]["environment"] == SERVICE_ENV["go-api-onnx"]
+    assert record["go_maxprocs"] == record["services"]["go-api-onnx"]["gomaxprocs"]
+    assert list(stack.instances) == list(SERVICE_NAMES)
+    assert record["machine"] == stack.machine and stack.machine["logical_cpus"] >= 1
     assert (stack.stack_dir / "manifest.json").is_file()  # frozen: what the services serve
     assert stack.failures() == []
 
@@ -361,3 +372,142 @@ def test_teardown_leaves_nothing_and_the_tsdb_is_readable(
             },
         ).json()["data"]["result"]
     assert {series["metric"]["job"] for series in result} >= set(SERVICE_NAMES)
+
+
+# -- two instances of one service side by side (a second stack, after the first is down) --------
+
+PAIR = [
+    Instance("python-api-onnx.a", "python-api-onnx", {"STUDY_NOTE": "a"}),
+    Instance(
+        "python-api-onnx.b",
+        "python-api-onnx",
+        {"STUDY_NOTE": "b", "ORT_INTRA_OP_NUM_THREADS": "2"},
+        cpu_cores=0.25,
+        memory_bytes=192 * 2**20,
+        telemetry="collector",
+    ),
+]
+ROW = {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}
+
+
+@pytest.fixture(scope="module")
+def pair(
+    stack: DockerStack, artifacts: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[DockerStack]:
+    """Two instances of python-api-onnx on one stack; started once the module's first stack is
+    stopped (one compose project at a time), reusing its images and layer cache."""
+    stack.stop()
+    started = time.monotonic()
+    pair = start_stack(
+        "docker",
+        run_dir=tmp_path_factory.mktemp("docker-pair"),
+        artifacts_dir=artifacts,
+        ports={"prometheus": net.free_port()},
+        images=os.environ.get("STUDY_DOCKER_IMAGES", "local"),
+        instances=PAIR,
+    )
+    print(f"docker stack of two instances up in {time.monotonic() - started:.1f} s")
+    try:
+        yield pair
+    finally:
+        pair.stop()
+
+
+def _predict(url: str, count: int) -> None:
+    with httpx.Client(base_url=url, timeout=10) as client:
+        for _ in range(count):
+            response = client.post("/predict", json=ROW)
+            assert response.status_code == 200, response.text
+
+
+def test_two_instances_of_one_service_serve_under_the_limits_they_asked_for(
+    pair: DockerStack,
+) -> None:
+    assert list(pair.instances) == [i.name for i in PAIR]
+    assert pair.limits == {
+        "python-api-onnx.a": Limits(0.5, 128 * 2**20, True),
+        "python-api-onnx.b": Limits(0.25, 192 * 2**20, True),
+    }
+    assert pair.limits_enforced
+    assert set(pair.service_urls) == set(pair.load_target_urls) == set(pair.instances)
+    record = json.loads((pair.stack_dir / "stack.json").read_text())
+    for instance in PAIR:
+        name = instance.name
+        _predict(pair.service_urls[name], 1)
+        container = pair.containers[name]
+        assert container.name == name  # cAdvisor's and the exporter's `name` label
+        env = container.attrs["Config"]["Env"]
+        assert f"OTEL_SERVICE_NAME={name}" in env
+        assert f"STUDY_NOTE={instance.environment['STUDY_NOTE']}" in env
+        host_config = container.attrs["HostConfig"]
+        assert host_config["NanoCpus"] / 1e9 == instance.cpu_cores
+        assert host_config["Memory"] == instance.memory_bytes
+        described = record["services"][name]
+        assert described["service"] == "python-api-onnx"
+        assert described["telemetry"] == (instance.telemetry or "pull")
+        assert described["limits"] == dataclasses.asdict(pair.limits[name])
+        assert described["container"]["name"] == name
+    assert record["machine"] == pair.machine
+    assert pair.failures() == []
+
+
+def test_both_instances_reach_prometheus_under_their_own_names(pair: DockerStack) -> None:
+    """a is scraped by Prometheus, b pushes to the collector: the same labels either way."""
+    names = set(pair.instances)
+    for name in names:
+        _predict(pair.service_urls[name], 5)
+    promql = 'sum by (job) (http_server_request_duration_seconds_count{http_route="/predict"})'
+    seen = _wait_for_labels(pair, promql, "job", names)
+    assert names <= seen, f"server histograms by job: {seen}"
+    seen = _wait_for_labels(
+        pair, "sum by (name) (container_cpu_usage_seconds_total)", "name", names
+    )
+    assert names <= seen, f"container CPU by name: {seen}"
+
+
+def test_usage_moves_with_load(pair: DockerStack) -> None:
+    name = "python-api-onnx.a"
+    before = pair.usage(name)
+    _predict(pair.service_urls[name], 200)
+    after = pair.usage(name)
+    assert after.cpu_usage_seconds > before.cpu_usage_seconds
+    assert after.cfs_periods > before.cfs_periods  # its quota's periods: a limited cgroup
+    assert after.memory_working_set_bytes > 0 and after.oom_kills == 0
+    group = cgroups.open_cgroup(name, cgroup_relpath(pair.containers[name].attrs["State"]["Pid"]))
+    direct = cgroup_stats.read_stats(group)
+    assert direct.cpu_usage_seconds >= after.cpu_usage_seconds  # the same counter, read later
+
+
+def test_restart_brings_an_instance_back_without_a_failure(pair: DockerStack) -> None:
+    name = "python-api-onnx.b"
+    old_pid = pair.containers[name].attrs["State"]["Pid"]
+    asked = time.time()
+    spawned = pair.restart(name)
+    assert asked <= spawned <= time.time()
+    assert pair.containers[name].attrs["State"]["Pid"] != old_pid
+    net.wait_until_ready(f"{pair.service_urls[name]}/healthz", POLL_TIMEOUT_S)
+    _predict(pair.service_urls[name], 3)
+    assert pair.usage(name).cpu_usage_seconds > 0  # its cgroup, found again at the same path
+    pid = pair.containers[name].attrs["State"]["Pid"]
+    limits = cgroup_stats.read_limits(cgroups.open_cgroup(name, cgroup_relpath(pid)))
+    assert (limits.cpu_cores, limits.memory_limit_bytes) == (0.25, 192 * 2**20)  # the same
+    assert pair.failures() == [], "a restart asked for is no failure"
+
+
+def test_after_a_restart_an_unexpected_exit_is_still_recorded(pair: DockerStack) -> None:
+    name = "python-api-onnx.b"
+    pair.client.containers.get(name).kill()
+    [failure] = net.poll(pair.failures, POLL_TIMEOUT_S, "the exit recorded")
+    assert (failure.service, failure.how) == (name, "killed by SIGKILL")
+
+
+def test_a_dead_prometheus_is_recorded_naming_it(pair: DockerStack) -> None:
+    pair.client.containers.get("prometheus").kill()
+
+    def recorded() -> list:
+        return [f for f in pair.failures() if f.service == "prometheus"]
+
+    [failure] = net.poll(recorded, POLL_TIMEOUT_S, "Prometheus' exit recorded")
+    assert failure.how == "killed by SIGKILL"
+    assert "prometheus" in {e.service for e in read_exits(pair.run_dir)}
+    print(f"recorded: {failure.sentence()}")

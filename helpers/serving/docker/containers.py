@@ -13,10 +13,11 @@ import contextlib
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from helpers import net
 from helpers.serving import process
 from helpers.serving.docker.compose import PROJECT_LABEL, SERVICE_LABEL
 from helpers.serving.protocol import ExitLog, Limits, ServiceExit
@@ -42,18 +43,22 @@ def describe_exit(code: int) -> str:
 
 
 class ExitWatcher:
-    """Records each service container that dies while the stack runs, with how it ended, the
-    OOM kills the engine reported for it and its last lines, in `exits` (stack/events.json).
+    """Records each watched container (an instance, Prometheus, the collector, cAdvisor) that
+    dies while the stack runs, with how it ended, the OOM kills the engine reported for it and
+    its last lines, in `exits` (stack/events.json).
 
-    The event stream is opened in `__init__`, so nothing after it returns is missed; `quiet()`
-    stops recording (the stack is stopping: those deaths are ours); `close()` ends the stream
-    and closes `client` (the watcher's own: the stream holds its connection).
+    The event stream is opened in `__init__`, so nothing after it returns is missed; a death
+    the stack asks for (`expecting_exit`: a restart) is not recorded; `quiet()` stops recording
+    (the stack is stopping: those deaths are ours); `close()` ends the stream and closes
+    `client` (the watcher's own: the stream holds its connection).
     """
 
     def __init__(self, client: Any, exits: ExitLog, services: tuple[str, ...]) -> None:
         self.client, self.exits, self.services = client, exits, services
         self.died: dict[str, str] = {}  # service -> how, for readiness waits that fail fast
         self._ooms: collections.Counter[str] = collections.Counter()
+        self._deaths: collections.Counter[str] = collections.Counter()
+        self._expected: set[str] = set()
         self._quiet = threading.Event()
         filters = {"type": "container", "label": PROJECT_LABEL, "event": ["die", "oom"]}
         self._stream = client.events(decode=True, filters=filters)
@@ -69,8 +74,10 @@ class ExitWatcher:
                     self._ooms[service] += 1
                 elif event.get("Action") == "die":
                     self.died[service] = describe_exit(int(attributes.get("exitCode", -1)))
-                    if service in self.services and not self._quiet.is_set():
+                    asked = self._quiet.is_set() or service in self._expected
+                    if service in self.services and not asked:
                         self._record(service, event)
+                    self._deaths[service] += 1
 
     def _record(self, service: str, event: dict[str, Any]) -> None:
         oom_kills, tail = self._ooms[service] or None, ""
@@ -84,6 +91,21 @@ class ExitWatcher:
     def gone(self, service: str) -> Callable[[], str | None]:
         """A `gone` for net.poll: why `service`'s container is no more, once it died."""
         return lambda: f"container {self.died[service]}" if service in self.died else None
+
+    @contextlib.contextmanager
+    def expecting_exit(self, service: str, running: bool) -> Iterator[None]:
+        """Inside the block `service`'s container is stopped on purpose: its death is not a
+        failure. When it was `running`, the block ends only once the engine's `die` event has
+        been read, so a late event cannot be taken for a crash; then its death is forgotten."""
+        seen = self._deaths[service]
+        self._expected.add(service)
+        try:
+            yield
+            if running:
+                net.poll(lambda: self._deaths[service] > seen, 30, f"{service}'s stop event")
+        finally:
+            self._expected.discard(service)
+        self.died.pop(service, None)
 
     def quiet(self) -> None:
         self._quiet.set()

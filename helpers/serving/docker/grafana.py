@@ -41,3 +41,9 @@ def login(env: dict[str, str], stack_dir: Path) -> tuple[dict[str, str], Path | 
 
 def user(env: dict[str, str]) -> str:
     return env.get(USER_VARIABLE) or DEFAULT_USER
+
+
+def ready(url: str, env: dict[str, str], password_file: Path | None) -> str:
+    """The line that says where Grafana is and where its password is kept."""
+    where = password_file or f"${PASSWORD_VARIABLE}"
+    return f"Grafana {url}: user {user(env)}, password in {where}"

@@ -1,6 +1,7 @@
-"""What the docker backend's stack.json records: the local backend's keys (endpoints, limits read
-back, each service's environment, the histogram's buckets, GOMAXPROCS, versions), plus the
-engine, the compose files and project, and which image each variable used and why."""
+"""What the docker backend's stack.json records: the local backend's keys (the machine, each
+instance's service, model folder, telemetry path, endpoints, cgroup, limits read back and
+environment, the histogram's buckets, GOMAXPROCS, versions), plus each instance's container,
+the engine, the compose files and project, and which image each variable used and why."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any, Protocol
 from helpers.serving import process, prometheus_server
 from helpers.serving.docker import containers, engine, topology
 from helpers.serving.docker.compose import PROJECT, Compose
+from helpers.serving.local.cgroups import Cgroup
 from helpers.serving.protocol import Stack, gomaxprocs_from_log, record_header
 from helpers.serving.services import LATENCY_BUCKETS_S
 
@@ -20,13 +22,14 @@ class RecordedStack(Stack, Protocol):
     here so the record needs no import of the stack that writes it."""
 
     telemetry: str
+    artifacts_dir: Path
     prometheus_config: Path
     containers: dict[str, Any]
+    cgroups: dict[str, Cgroup | None]
     exporter: process.ManagedProcess | None
     exporter_target: str | None
     grafana_url: str | None
     grafana_password_file: Path | None
-    service_names: list[str]
     service_env: dict[str, dict[str, str]]
     healthz: dict[str, Any]
     logs_dir: Path
@@ -39,10 +42,37 @@ class RecordedStack(Stack, Protocol):
     client: Any
 
 
+def _gomaxprocs(stack: RecordedStack, name: str) -> int | None:
+    """GOMAXPROCS as the Go runtime of instance `name` logged it (None: not a Go instance)."""
+    if stack.instances[name].service != "go-api-onnx":
+        return None
+    return gomaxprocs_from_log(stack.containers[name].logs().decode(errors="replace"))
+
+
+def _instance(stack: RecordedStack, name: str) -> dict[str, Any]:
+    instance, group = stack.instances[name], stack.cgroups.get(name)
+    return {
+        "service": instance.service,
+        "artifacts_dir": str(instance.artifacts_dir or stack.artifacts_dir),
+        "telemetry": stack.topology.telemetry_of(name),
+        "url": stack.service_urls[name],
+        "load_target_url": stack.load_target_urls[name],
+        "container": containers.summary(stack.containers[name].attrs),
+        "cgroup": group.relpath if group else None,
+        "limits_asked": {"cpu_cores": instance.cpu_cores, "memory_bytes": instance.memory_bytes},
+        "limits": asdict(stack.limits[name]),
+        "environment": stack.service_env.get(name, {}),
+        "healthz": stack.healthz.get(name),
+        "gomaxprocs": _gomaxprocs(stack, name),
+        "log": str(stack.logs_dir / f"{name}.log"),
+    }
+
+
 def describe(stack: RecordedStack) -> dict[str, Any]:
     """Everything stack.json records (the local backend's keys, plus the docker ones)."""
-    go_log = stack.containers["go-api-onnx"].logs().decode(errors="replace")
+    go = [name for name, i in stack.instances.items() if i.service == "go-api-onnx"]
     return record_header(stack) | {
+        "machine": stack.machine,
         "telemetry": stack.telemetry,
         "prometheus": {
             "url": stack.prometheus_url,
@@ -61,18 +91,7 @@ def describe(stack: RecordedStack) -> dict[str, Any]:
         "grafana_password_file": (
             str(stack.grafana_password_file) if stack.grafana_password_file else None
         ),
-        "services": {
-            name: {
-                "url": stack.service_urls[name],
-                "load_target_url": stack.load_target_urls[name],
-                "container": containers.summary(stack.containers[name].attrs),
-                "limits": asdict(stack.limits[name]),
-                "environment": stack.service_env.get(name, {}),
-                "healthz": stack.healthz.get(name),
-                "log": str(stack.logs_dir / f"{name}.log"),
-            }
-            for name in stack.service_names
-        },
+        "services": {name: _instance(stack, name) for name in stack.instances},
         "latency_buckets_s": list(LATENCY_BUCKETS_S),
         "docker": {
             "engine": stack.engine.host,
@@ -84,7 +103,7 @@ def describe(stack: RecordedStack) -> dict[str, Any]:
             "image_choice": stack.image_reasons,
             "built": stack.build,
         },
-        "go_maxprocs": gomaxprocs_from_log(go_log),
+        "go_maxprocs": _gomaxprocs(stack, go[0]) if go else None,
         "versions": {
             "docker_engine": str(stack.client.version().get("Version")),
             "compose": stack.compose.version(),

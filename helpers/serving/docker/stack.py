@@ -6,12 +6,16 @@ it started if any step fails (Ctrl-C included):
 2. the images (`choice`): what `compose config` pins where present or pullable, else the local
    stand-ins (`images`), each choice logged; `compose build` builds the three APIs with them;
 3. the services that can run here (`topology`), `compose up` with a per-run override
-   (`stack/docker-compose.run.yaml`: the run's Prometheus config and TSDB, written as the
-   calling user so the host reads it afterwards, and `service_env`);
+   (`stack/docker-compose.run.yaml`, `override`: the run's Prometheus config and TSDB, written
+   as the calling user so the host reads it afterwards, and one compose service per instance —
+   helpers.serving.instances: its environment, limits, model folder and telemetry path);
 4. readiness by polling (/healthz, Prometheus, every scrape target up once), failing fast when
-   the engine reports a container dead; the limits read back from `docker inspect`.
-From `compose up` on, the engine's events are watched (`containers.ExitWatcher`): a service
-container that dies or is OOM-killed is recorded (`failures()`, stack/events.json).
+   the engine reports a container dead; the limits read back from each container's cgroup
+   (`readback`; `docker inspect` where the host cannot see it).
+From `compose up` on, the engine's events are watched (`containers.ExitWatcher`): an instance,
+Prometheus, the collector or cAdvisor that dies or is OOM-killed is recorded (`failures()`,
+stack/events.json), and so is the host cgroup exporter's process; `restart(name)` stops and
+starts an instance's container without that counting as a failure.
 k6 runs as a container on the host network against the published 127.0.0.1 ports, with the k6
 scripts and the run folder mounted at their host paths. `stop()` stops k6 and the stack, saves
 each container's log to stack/logs/, runs `compose down`, stops the host exporter, and stops
@@ -22,32 +26,39 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import json
-import os
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
-import yaml
 
-from helpers import net, paths
+from helpers import files, machine, net, paths
 from helpers.serving import collector, ports, process, prometheus_server
-from helpers.serving.docker import choice, containers, engine, grafana, record, topology
+from helpers.serving.docker import (
+    choice,
+    engine,
+    grafana,
+    override,
+    plan,
+    readback,
+    record,
+    topology,
+)
 from helpers.serving.docker.compose import PROJECT, PROJECT_LABEL, SERVICE_LABEL, Compose
 from helpers.serving.docker.containers import ExitWatcher, K6Container
-from helpers.serving.docker.standins import private_engine
+from helpers.serving.instances import SERVICE_NAMES, Instance
+from helpers.serving.local import cgroups, watch
 from helpers.serving.protocol import (
     SERVICE_READY_TIMEOUT_S,
     ExitLog,
     Limits,
     ServiceExit,
     Stack,
+    Usage,
     freeze_manifest,
     run_id_of,
 )
-from helpers.serving.services import SERVICE_NAMES
 from helpers.serving.teardown import Teardown
 
 HOST = ports.HOST
@@ -74,55 +85,46 @@ class DockerStack(Stack):
         build: bool = True,
         telemetry: str = "pull",
         services: list[str] | None = None,
+        instances: list[Instance] | None = None,
     ) -> None:
         collector.check_mode(telemetry)
         self.telemetry = telemetry
-        unknown = sorted(set(services or []) - set(SERVICE_NAMES))
-        if unknown:
-            raise ValueError(f"services names unknown services {unknown}: {SERVICE_NAMES}")
-        self.service_names = [s for s in SERVICE_NAMES if services is None or s in services]
+        self.instances = plan.choose_instances(instances, services, service_env)
         self.run_dir = Path(run_dir).resolve()
         self.artifacts_dir = Path(artifacts_dir).resolve()
-        manifest = self.artifacts_dir / "manifest.json"
-        if not manifest.is_file():
-            raise FileNotFoundError(f"{manifest} not found: train the model first (notebook 01)")
-        unknown = sorted(set(service_env or {}) - set(self.service_names))
-        if unknown:
-            raise ValueError(f"service_env names unknown services {unknown}: {self.service_names}")
-        self.service_env = {name: dict(env) for name, env in (service_env or {}).items()}
+        plan.check_model_folders(self.instances, self.artifacts_dir)
+        self.service_env = {n: dict(i.environment) for n, i in self.instances.items()}
         self.images_mode, self.build = images_mode, build
         self.run_id = run_id_of(self.run_dir)
         self.stack_dir = self.run_dir / "stack"
         self.logs_dir = self.stack_dir / "logs"
         self.prometheus_config = self.run_dir / "prometheus" / "prometheus.yml"
-        self.ports = ports.resolve(
-            named=[*self.service_names, "prometheus", "grafana"], requested=ports_requested
-        )
-        self.service_urls = {n: f"http://{HOST}:{self.ports[n]}" for n in self.service_names}
+        self.ports = plan.host_ports(self.instances, ports_requested)
+        self.service_urls = {n: f"http://{HOST}:{self.ports[n]}" for n in self.instances}
         self.load_target_urls = dict(self.service_urls)
         self.prometheus_url = f"http://{HOST}:{self.ports['prometheus']}"
         self.remote_write_url = f"{self.prometheus_url}/api/v1/write"
         self.grafana_url: str | None = None
         self.grafana_password_file: Path | None = None  # None: the caller's own password
         self.limits: dict[str, Limits] = {}
-        self.limits_enforced = False
-        self.limits_note = ""
+        self.limits_enforced, self.limits_note = False, ""
+        self.machine: dict[str, Any] = {}
         self.healthz: dict[str, Any] = {}
         self.engine: engine.DockerEngine | None = None
         self.client: Any = None
         self.compose: Compose | None = None
-        self.images: dict[str, str] = {}
+        self.images: dict[str, str] = {}  # and why each was chosen:
         self.image_reasons: dict[str, str] = {}
         self.topology = topology.Topology(())
         self.containers: dict[str, Any] = {}
-        self.exporter: process.ManagedProcess | None = None
+        self.cgroups: dict[str, cgroups.Cgroup | None] = {}  # None: not readable on this host
+        self.exporter: process.ManagedProcess | None = None  # the host's, for cAdvisor
         self.exporter_target: str | None = None
         self.load_generators: list[K6Container] = []
         self.exits = ExitLog(self.stack_dir)
         self.watcher: ExitWatcher | None = None
+        self.process_watchers = watch.Watchers(self.exits, {}, {})  # the host exporter's
         self._stopped = False
-
-    # -- start ------------------------------------------------------------------------------
 
     def start(self) -> DockerStack:
         """Bring the stack up; on any failure (Ctrl-C included) tear down what was started."""
@@ -137,43 +139,48 @@ class DockerStack(Stack):
 
     def _start(self) -> None:
         started = time.monotonic()
+        self.machine = machine.describe()  # before anything of the stack loads the machine
         (self.run_dir / "prometheus" / "data").mkdir(parents=True, exist_ok=True)
         self.logs_dir.mkdir(parents=True, exist_ok=True)
         freeze_manifest(self.artifacts_dir, self.stack_dir)
-        try:
-            self.engine = private_engine.ensure_engine()
-        except engine.EngineUnavailable as error:
-            raise engine.EngineUnavailable(
-                f"the docker backend needs a Docker engine: {error}. Start Docker (or run as "
-                "root where dockerd is installed), or use backend='local'"
-            ) from error
+        self.engine = plan.acquire_engine()
         owner = "started for this stack" if self.engine.owned else "already running, borrowed"
         self.client = self.engine.client(timeout=600)
-        self.compose = Compose(self._environment(), log_path=self.logs_dir / "compose.log")
+        env = plan.compose_environment(
+            self.engine, self.client.info(), self.artifacts_dir, self.ports, HOST
+        )
+        self.compose = Compose(env, log_path=self.logs_dir / "compose.log")
         log(f"engine {self.engine.host} ({owner}); compose: {' '.join(self.compose.command)}")
         self._remove_leftovers()
-        pinned = choice.pinned_images(self.compose.config())
+        resolved = self.compose.config()
+        override.check_names(self.instances, set(resolved["services"]))
         self.images, self.image_reasons = choice.resolve_images(
-            self.client, pinned, self.images_mode, log
+            self.client, choice.pinned_images(resolved), self.images_mode, log
         )
         self.compose.env |= self.images
         if self.build:
-            log(f"compose build {' '.join(self.service_names)} (layer cache kept by the engine)")
-            self.compose.run("build", *self.service_names)
-        self.topology = topology.Topology.for_images(
-            self.images, self.service_env, self.telemetry, tuple(self.service_names)
+            apis = [s for s in SERVICE_NAMES if s in {i.service for i in self.instances.values()}]
+            log(f"compose build {' '.join(apis)} (layer cache kept by the engine)")
+            self.compose.run("build", *apis)
+        self.topology = topology.Topology.for_instances(
+            self.images, self.instances.values(), self.telemetry
         )
         self.prometheus_config.write_text(self.topology.prometheus_config())
-        self.compose.files = [*self.topology.compose_files, self._write_run_override()]
+        run_override = self._write_run_override(resolved["services"])
+        self.compose.files = [*self.topology.compose_files, run_override]
         log(self.topology.sentence())
         if self.topology.grafana:
             added, self.grafana_password_file = grafana.login(self.compose.env, self.stack_dir)
             self.compose.env |= added
-        self.watcher = ExitWatcher(self.engine.client(), self.exits, self.service_names)
+        watched = tuple(self.topology.watched)
+        self.watcher = ExitWatcher(self.engine.client(), self.exits, watched)
         self.compose.up(self.topology.services)
         self.containers = {s: self._container(s) for s in self.topology.services}
+        self.cgroups = {
+            n: readback.container_cgroup(n, self.containers[n].attrs) for n in self.instances
+        }
         self._read_limits()
-        for name in self.service_names:
+        for name in self.instances:
             response = self._wait(name, f"{self.service_urls[name]}/healthz")
             self.healthz[name] = response.json()
         self._wait("prometheus", f"{self.prometheus_url}/-/ready")
@@ -184,22 +191,9 @@ class DockerStack(Stack):
         )
         if self.topology.grafana:
             self.grafana_url = f"http://{HOST}:{self.ports['grafana']}"
-            where = self.grafana_password_file or f"${grafana.PASSWORD_VARIABLE}"
-            log(f"Grafana {self.grafana_url}: user {grafana.user(self.compose.env)}, "
-                f"password in {where}")  # fmt: skip
-        (self.stack_dir / "stack.json").write_text(
-            json.dumps(record.describe(self), indent=2) + "\n"
-        )
+            log(grafana.ready(self.grafana_url, self.compose.env, self.grafana_password_file))
+        files.write_json(self.stack_dir / "stack.json", record.describe(self))
         log(f"stack ready in {time.monotonic() - started:.1f} s")
-
-    def _environment(self) -> dict[str, str]:
-        env = self.engine.environment() | {"ARTIFACTS_DIR": str(self.artifacts_dir)}
-        env |= {"BIND_ADDRESS": HOST} | {ports.variable(k): str(p) for k, p in self.ports.items()}
-        # cAdvisor reads the engine's own socket and data-root (ours are not the defaults).
-        env.setdefault("DOCKER_DATA_ROOT", self.client.info().get("DockerRootDir", ""))
-        if self.engine.host.startswith("unix://"):
-            env.setdefault("DOCKER_SOCKET_PATH", self.engine.host.removeprefix("unix://"))
-        return env
 
     def _remove_leftovers(self) -> None:
         """What an earlier, killed run left would hold the ports and container names."""
@@ -207,12 +201,17 @@ class DockerStack(Stack):
             container.remove(force=True)
         self.compose.run("down", "--remove-orphans", "-t", "0")
 
-    def _write_run_override(self) -> Path:
-        data_dir, user = self.run_dir / "prometheus" / "data", f"{os.getuid()}:{os.getgid()}"
-        override = topology.run_override(self.prometheus_config, data_dir, user, self.service_env)
-        path = self.stack_dir / "docker-compose.run.yaml"
-        path.write_text(yaml.safe_dump(override, sort_keys=False))
-        return path
+    def _write_run_override(self, resolved: dict[str, Any]) -> Path:
+        """stack/docker-compose.run.yaml: the run's Prometheus, a service per instance."""
+        return override.write(
+            self.stack_dir / "docker-compose.run.yaml",
+            self.run_dir / "prometheus" / "data",
+            self.prometheus_config,
+            override.instance_services(
+                self.instances, resolved, self.topology.telemetry_of, self.artifacts_dir,
+                self.ports,
+            ),
+        )  # fmt: skip
 
     def _container(self, service: str) -> Any:
         labels = [PROJECT_LABEL, f"com.docker.compose.service={service}"]
@@ -222,17 +221,13 @@ class DockerStack(Stack):
         return found[0]
 
     def _read_limits(self) -> None:
-        self.limits = {
-            n: containers.limits_from_inspect(self.containers[n].attrs) for n in self.service_names
-        }
+        self.limits, self.limits_note = readback.all_limits(
+            self.instances, {n: self.containers[n].attrs for n in self.instances}, self.cgroups
+        )
         self.limits_enforced = all(limit.enforced for limit in self.limits.values())
-        log(f"limits read back from inspect: {self.limits}")
-        unlimited = [name for name, limit in self.limits.items() if not limit.enforced]
-        if unlimited:  # loudly: every number of this run is measured without the budget
-            self.limits_note = (
-                f"the engine reports no CPU/memory limit for {', '.join(unlimited)} (compose "
-                "did not apply deploy.resources.limits?)"
-            )
+        where = "cgroups" if all(self.cgroups.values()) else "docker inspect"
+        log(f"limits read back from the containers' {where}: {self.limits}")
+        if self.limits_note:  # loudly: every number of this run is measured without the budget
             print(f"{'!' * 78}\nLIMITS NOT ENFORCED — {self.limits_note}.\n{'!' * 78}",
                   file=sys.stderr, flush=True)  # fmt: skip
 
@@ -250,6 +245,8 @@ class DockerStack(Stack):
         self.exporter, self.exporter_target = topology.start_host_exporter(
             self.containers, self.client, self.logs_dir, self.topology.apis
         )
+        self.process_watchers.processes[topology.EXPORTER_JOB] = self.exporter
+        self.process_watchers.watch(topology.EXPORTER_JOB)
         # The same file, rewritten in place: the bind mount follows the inode, not the name.
         self.prometheus_config.write_text(self.topology.prometheus_config(self.exporter_target))
         # SIGHUP, not POST /-/reload: Prometheus runs without --web.enable-lifecycle. Whether
@@ -260,7 +257,25 @@ class DockerStack(Stack):
     def failures(self) -> list[ServiceExit]:
         return self.exits.all()
 
-    # -- load and stop ----------------------------------------------------------------------
+    def usage(self, name: str) -> Usage:
+        """The instance's counters now, from its container's cgroup (`readback.usage`)."""
+        return readback.usage(self.cgroups[name], self.containers[name])
+
+    def restart(self, name: str) -> float:
+        """Stop the instance's container (SIGTERM, then SIGKILL after the grace period, as
+        `docker stop`) and start it again — same container, config and limits; returns the
+        moment it was asked to start (unix seconds), not when it is ready. Its watcher does
+        not count this stop as a failure; a later exit still is one."""
+        if name not in self.instances:
+            raise KeyError(f"no instance {name!r} in this stack: {list(self.instances)}")
+        container = self.containers[name]
+        container.reload()
+        with self.watcher.expecting_exit(name, running=container.status == "running"):
+            container.stop(timeout=STOP_GRACE_S)
+        spawned = time.time()
+        container.start()
+        container.reload()  # its new pid (the cgroup keeps its path: named after the id)
+        return spawned
 
     def start_load_generator(
         self, args: list[str], env: dict[str, str], log_path: Path
@@ -293,6 +308,7 @@ class DockerStack(Stack):
         if self._stopped:
             return
         self._stopped = True
+        self.process_watchers.stopping.set()
         with Teardown() as teardown:
             teardown.stop_all(self.load_generators)
             if self.watcher is not None:
@@ -320,11 +336,14 @@ def start_docker_stack(
     build: bool = True,
     telemetry: str = "pull",
     services: list[str] | None = None,
+    instances: list[Instance] | None = None,
 ) -> DockerStack:
-    """The docker backend's starter (`start_stack("docker", ...)`). `service_env` adds
-    environment variables per service, as in the local backend; `images` overrides
-    STUDY_DOCKER_IMAGES (auto|registry|local); `build=False` uses the images already built;
-    `telemetry` "pull" (Prometheus scrapes the APIs) or "collector" (the APIs push OTLP to it)."""
+    """The docker backend's starter (`start_stack("docker", ...)`). `instances` says what runs
+    (helpers.serving.instances), a container each; without it, one instance per service of
+    `services` (default all three), with `service_env` added per service, as in the local
+    backend. `images` overrides STUDY_DOCKER_IMAGES (auto|registry|local); `build=False` uses
+    the images already built; `telemetry` is the default path: "pull" (Prometheus scrapes the
+    instances) or "collector" (they push OTLP to it)."""
     return DockerStack(
-        run_dir, artifacts_dir, ports, service_env, images, build, telemetry, services
+        run_dir, artifacts_dir, ports, service_env, images, build, telemetry, services, instances
     ).start()
