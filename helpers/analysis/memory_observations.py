@@ -1,19 +1,24 @@
-"""The post's memory observation, explained (notebook 07): each service's memory against the
+"""The post's memory observation, explained (notebook 08): each service's memory against the
 128 MiB limit, by the post's measure (usage, page cache counted) and by the working set (what
-the kernel's OOM killer and cAdvisor's panel go by), in the load test and in the ablation.
-Pure functions of tables (helpers.analysis.metrics, helpers.analysis.why), tested on made-up
-numbers.
+the kernel's OOM killer and cAdvisor's panel go by), in the load test and in the paired
+comparisons. Pure functions of tables (helpers.analysis.metrics) and of comparisons
+(helpers.load.interleave), tested on made-up numbers.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from typing import Any
 
 import pandas as pd
 
+from helpers import intervals
 from helpers.analysis.observations import pct
-from helpers.analysis.why import is_true
+from helpers.analysis.why import interval_words
+from helpers.intervals import Estimate
+from helpers.load.ablation_plan import PUBLISHED, TUNED
+from helpers.load.interleave import Comparison
 
 MIB = 1024 * 1024
 NINETY = 0.90  # the post: "always above 90 % of 128 MB"
@@ -62,53 +67,59 @@ def memory_sentence(figures: pd.DataFrame, mode: str, limit_bytes: float | None)
     return f"{mode.capitalize()}: " + "; ".join(parts) + "."
 
 
-def memory_in_ablation(
-    medians_table: pd.DataFrame, effect_rows: pd.DataFrame, limit_bytes: float | None
+def memory_in_comparisons(
+    comparisons: Iterable[Comparison], limit_bytes: float | None
 ) -> tuple[dict[str, Any], str]:
-    """Memory of each end configuration (the highest peak over its rates), and per service
-    the flip that moved its working set most."""
+    """Per service: each end's working set in the paired comparison (mean over rounds, with
+    its interval) against the limit, and the flip that moved it most (a paired difference
+    with its interval)."""
     numbers: dict[str, Any] = {}
     said = []
-    if medians_table.empty or "memory_working_set_peak_bytes" not in medians_table:
-        return numbers, "The ablation measured no memory."
     limit = limit_bytes or math.nan
-    ends = medians_table[medians_table["factor"] == ""]
-    for (service, end), group in ends.groupby(["service", "end"], sort=False):
-        working = float(group["memory_working_set_peak_bytes"].max())
-        usage = float(
-            group.get("memory_usage_peak_bytes", group["memory_working_set_peak_bytes"]).max()
-        )
-        numbers.setdefault(service, {})[end] = {
-            "peak_working_set_bytes": working,
-            "peak_usage_bytes": usage,
-            "working_set_of_limit": working / limit,
-        }
-    for service, by_end in numbers.items():
-        ends_said = ", ".join(
-            f"{end} {v['peak_working_set_bytes'] / MIB:.0f} MiB ({pct(v['working_set_of_limit'])})"
-            for end, v in by_end.items()
-        )
-        text = f"{service} peak working set {ends_said}"
-        moved = (
-            effect_rows[
-                (effect_rows["service"] == service)
-                & (effect_rows["metric"] == "memory_working_set_peak_bytes")
-            ]
-            if not effect_rows.empty
-            else effect_rows
-        )
-        if not moved.empty:
-            top = moved.loc[moved["change"].abs().idxmax()]
-            by_end[top["end"]]["largest_flip"] = {
-                "factor": top["factor"],
-                "value": top["value"],
-                "change_bytes": top["change"],
+    for comparison in comparisons:
+        rounds = comparison.complete_rounds()
+        if not rounds:
+            continue
+        mine: dict[str, Any] = {}
+        for end in (TUNED, PUBLISHED):
+            if end not in rounds[0]:
+                continue
+            working = intervals.mean([r[end].working_set_bytes for r in rounds], "rounds")
+            mine[end] = {
+                "working_set_bytes": working.record(),
+                "working_set_of_limit": working.value / limit,
             }
-            text += (
-                f"; the largest move: {top['factor']}={top['value']} from the {top['end']} end, "
-                f"{top['change'] / MIB:+.1f} MiB"
-                + (" (within the spread)" if is_true(top["within_spread"]) else "")
+        moves = {
+            a.label: comparison.metric_change(a.label, "working_set_bytes")
+            for a in comparison.arms[1:]
+        }
+        text = f"{comparison.name} working set " + ", ".join(
+            f"{end} {_mib(v['working_set_bytes'], pct(v['working_set_of_limit']))}"
+            for end, v in mine.items()
+        )
+        finite = {k: v for k, v in moves.items() if math.isfinite(v.value)}
+        if finite:
+            label, move = max(finite.items(), key=lambda item: abs(item[1].value))
+            mine["largest_move"] = {"arm": label, "change_bytes": move.record()}
+            shown = move.scaled(1 / MIB)
+            text += f"; the largest move: {label}, {shown.value:+.1f} MiB" + (
+                f" ({interval_words(shown, '{:+.1f}')})"
+                if move.excludes(0.0)
+                else " (its interval includes zero)"
             )
+        numbers[comparison.name] = mine
         said.append(text)
+    if not said:
+        return numbers, "The comparisons measured no memory."
     limit_said = f"{limit_bytes / MIB:.0f} MiB" if limit_bytes else "no limit"
-    return numbers, f"In the ablation (limit {limit_said}): " + "; ".join(said) + "."
+    return numbers, (
+        f"In the paired comparisons (limit {limit_said}, working set at the end of each "
+        f"window): " + "; ".join(said) + "."
+    )
+
+
+def _mib(record: dict[str, Any], of_limit: str) -> str:
+    """'102 MiB, 80 % of the limit (95 %: 101 to 103)'."""
+    shown = Estimate.from_record(record).scaled(1 / MIB)
+    words = interval_words(shown, "{:.0f}")
+    return f"{shown.value:.0f} MiB, {of_limit} of the limit" + (f" ({words})" if words else "")

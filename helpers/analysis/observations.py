@@ -1,6 +1,7 @@
-"""The post's observations, explained from the load test's own run folder (notebook 07): how
+"""The post's observations, explained from the load test's own run folder (notebook 08): how
 far behind the planned rate each service fell, its p95, how the coupled loop ties the three
-together (its memory against the 128 MiB limit: helpers.analysis.memory_observations).
+together (its memory against the 128 MiB limit: helpers.analysis.memory_observations), and
+whether each end held the objective in the paired comparisons.
 Pure functions of tables (helpers.analysis.metrics), so every sentence is computed and
 tested on made-up numbers.
 """
@@ -14,9 +15,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from helpers.analysis.why import normalised
+from helpers.load import stepping
+from helpers.load.ablation_plan import PUBLISHED, TUNED
+from helpers.load.interleave import Comparison
 
 MIB = 1024 * 1024
+ENDS = (TUNED, PUBLISHED)
 STOPPED = {  # why a capacity is only a lower bound (helpers.load.capacity's bounds)
     "time budget": "the search ran out of its time budget",
     "search limit": "the search reached its highest rate",
@@ -57,21 +61,22 @@ def shortfall(timeseries: pd.DataFrame, window_s: float) -> dict[str, float]:
     return found
 
 
-def ends_at(rows: pd.DataFrame, rate_label: str) -> dict[str, dict[str, dict[str, Any]]]:
-    """end → service → whether every repeat of the end configuration held the objective at
-    that rate, with the median p95 and error rate."""
+def ends_at(comparisons: Iterable[Comparison]) -> dict[str, dict[str, dict[str, Any]]]:
+    """end → service → whether the end held the objective at its comparison's constant rate
+    (its windows judged like a step: helpers.load.stepping), with the mean p95 and errors."""
     found: dict[str, dict[str, dict[str, Any]]] = {}
-    if rows.empty:
-        return found
-    frame = normalised(rows)
-    mine = frame[(frame["factor"] == "") & (frame["rate_label"] == rate_label)]
-    for (end, service), group in mine.groupby(["end", "service"], sort=False):
-        found.setdefault(end, {})[service] = {
-            "rate_rps": int(group["rate"].iloc[0]),
-            "passed": bool(group["passed"].all()),
-            "p95_ms": float(group["p95_ms"].median()),
-            "error_rate": float(group["error_rate"].median()),
-        }
+    for comparison in comparisons:
+        for end in ENDS:
+            taken = [r[end] for r in comparison.complete_rounds() if end in r]
+            if not taken:
+                continue
+            step = stepping.Step(taken[0].target, comparison.rate, windows=taken)
+            found.setdefault(end, {})[comparison.name] = {
+                "rate_rps": comparison.rate,
+                "passed": step.point_passed(),
+                "p95_ms": step.p95_ms().value,
+                "error_rate": step.error_rate(),
+            }
     return found
 
 
@@ -80,12 +85,12 @@ def rpm_observation(
     shortfalls: Mapping[str, Mapping[str, float]],
     capacities: Mapping[str, Mapping[str, Mapping[str, Any]]],
     seed_rps: int,
-    at_seed: Mapping[str, Mapping[str, Mapping[str, Any]]] | None = None,
+    at_rate: Mapping[str, Mapping[str, Mapping[str, Any]]] | None = None,
 ) -> tuple[dict[str, Any], str]:
     """(a) RPM is the offered rate until a service falls behind: which did in the load test,
-    whether each end configuration held the objective at the seed's peak, and where its
-    capacity stands against it."""
-    numbers: dict[str, Any] = {"modes": {}, "capacity_vs_seed_peak": {}, "at_seed_peak": {}}
+    whether each end configuration held the objective at its comparison's constant rate
+    (`ends_at`), and where its capacity stands against the seed's peak."""
+    numbers: dict[str, Any] = {"modes": {}, "capacity_vs_seed_peak": {}, "at_rate": {}}
     said = []
     for mode, table in per_service.items():
         behind = {s: v for s, v in shortfalls.get(mode, {}).items() if v > BEHIND_TOLERANCE}
@@ -120,15 +125,16 @@ def rpm_observation(
             f"moment (rate windows planned to hold ≥ {MIN_PLANNED_PER_WINDOW} requests) "
             f"{worst or 'n/a'} — {verdict}."
         )
-    for end, by_service in (at_seed or {}).items():
-        numbers["at_seed_peak"][end] = dict(by_service)
-        held = [s for s, v in by_service.items() if v["passed"]]
+    for end, by_service in (at_rate or {}).items():
+        numbers["at_rate"][end] = dict(by_service)
+        held = [f"{s} ({v['rate_rps']:,} req/s)" for s, v in by_service.items() if v["passed"]]
         missed = [
-            f"{s} (p95 {v['p95_ms']:.1f} ms, errors {pct(v['error_rate'], 2)})"
+            f"{s} ({v['rate_rps']:,} req/s: p95 {v['p95_ms']:.1f} ms, errors "
+            f"{pct(v['error_rate'], 2)})"
             for s, v in by_service.items()
             if not v["passed"]
         ]
-        text = f"At a constant {seed_rps} req/s the {end} configuration held the objective for "
+        text = f"At the comparisons' constant rates the {end} configuration held the objective for "
         text += _and(held) if held else "no service"
         if missed:
             text += f"; not for {_and(missed)}"

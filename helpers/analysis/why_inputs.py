@@ -1,4 +1,4 @@
-"""What notebook 07 reads besides its own ablation: the load test's phases (notebook 04's
+"""What notebook 08 reads besides its own comparisons: the load test's phases (notebook 04's
 TSDB, reopened), notebook 06's tuned capacities, and the seed's GridSearchCV pickle.
 """
 
@@ -18,7 +18,7 @@ from helpers.analysis import metrics
 
 @dataclass
 class PhaseViews:
-    """What 07 reads of one load-test phase (notebook 04's TSDB, reopened)."""
+    """What 08 reads of one load-test phase (notebook 04's TSDB, reopened)."""
 
     per_service: pd.DataFrame  # helpers.analysis.metrics.service_metrics
     series: pd.DataFrame  # RPM (served, planned), CPU and memory (usage, working set)
@@ -42,7 +42,7 @@ POST_SCRAPE_S = 5  # the post's Prometheus scraped the collector and cAdvisor ev
 
 
 def read_phases(prom_url: str, load_test, profile, exits=()) -> dict[str, PhaseViews]:
-    """Every phase of a load test: per-service numbers, the series 07 draws, and the p95 the
+    """Every phase of a load test: per-service numbers, the series 08 draws, and the p95 the
     post's dashboard would have shown (5 s steps, increase over 5 s)."""
     views = {}
     for phase in load_test.phases:

@@ -1,11 +1,14 @@
-"""The figures of notebook 07: the ablation's effects, the ends' capacities, and the post's
-memory and p95 panels redrawn from a run. Each takes plain tables (helpers.analysis.why,
-helpers.analysis.metrics), one colour per service (plots.COLOURS), labels axes with units,
-and saves a PNG."""
+"""The figures of notebook 08: each factor's paired effect with its interval, the ends'
+capacities, and the post's memory and p95 panels redrawn from a run. Each takes the
+analysis' cells and records (helpers.analysis.why) or plain tables (helpers.analysis.metrics),
+one colour per service (plots.COLOURS), labels axes with units, and saves a PNG."""
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -14,70 +17,65 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, LogFormatter
 
 from helpers.analysis.plots import COLOURS, MIB, save
-from helpers.analysis.why import METRICS, is_true
+from helpers.analysis.why import FIGURES, Effect
+from helpers.intervals import Estimate
 
 
 def effects_chart(
-    effect_rows: pd.DataFrame, metric: str, title: str, path: Path | None = None
+    cells: Iterable[Effect], title: str, figure_name: str | None = None, path: Path | None = None
 ) -> plt.Figure:
-    """A row of panels per end, a column per rate: one bar per factor (and further value) per
-    service, the flip's change of `metric` relative to its end in per cent; hatched = within
-    the spread over repeats; a service not measured has no bar."""
-    chosen = effect_rows[effect_rows["metric"] == metric]
-    ends = list(dict.fromkeys(chosen["end"])) or ["tuned"]
-    labels = list(dict.fromkeys(chosen["rate_label"])) or ["seed peak"]
-    figure, axes = plt.subplots(
-        len(ends), len(labels), figsize=(7 * len(labels), 4.2 * len(ends)), squeeze=False
-    )
-    info = METRICS[metric]
-    for row, end in enumerate(ends):
-        for col, rate_label in enumerate(labels):
-            ax = axes[row][col]
-            mine = chosen[(chosen["end"] == end) & (chosen["rate_label"] == rate_label)]
-            _effect_bars(ax, mine)
-            rates = " / ".join(
-                f"{r}" for r in dict.fromkeys(mine.drop_duplicates("service")["rate"])
-            )
-            ax.set_xlabel(f"factor flipped from the {end} end")
-            ax.set_ylabel(f"change of {info.label} [%]")
-            ax.set_title(f"from the {end} end, {rate_label} ({rates or 'n/a'} req/s)", fontsize=10)
-    figure.suptitle(title)
+    """One group of bars per flip, a bar per service: the paired change against the tuned end
+    with its 95 % interval as a whisker — of CPU per request in per cent, or of a window
+    figure (`figure_name`, helpers.analysis.why.FIGURES) in its unit. Hatched: undecided or
+    no effect; a service not measured (or the factor not its) has no bar."""
+    cells = list(cells)
+    flips = list(dict.fromkeys(c.label for c in cells))
+    services = list(dict.fromkeys(c.service for c in cells))
+    figure, ax = plt.subplots(figsize=(max(7.0, 0.9 * len(flips) + 3), 4.5))
+    width = 0.8 / max(1, len(services))
+    scale, unit, label = 100.0, "%", "CPU per request"
+    if figure_name is not None:
+        shown = FIGURES[figure_name]
+        scale, unit, label = shown.scale, shown.unit, shown.label
+    for i, service in enumerate(services):
+        by_flip = {c.label: c for c in cells if c.service == service}
+        x = np.arange(len(flips)) + (i - (len(services) - 1) / 2) * width
+        for position, flip in zip(x, flips, strict=True):
+            cell = by_flip.get(flip)
+            if cell is None or cell.state in ("not measured", "not applicable"):
+                continue
+            value = cell.cpu_change if figure_name is None else cell.figures[figure_name]
+            if not math.isfinite(value.value):
+                continue
+            shown_value = value.scaled(scale)
+            whisker = None
+            if value.repeated and value.finite:
+                whisker = [[shown_value.value - shown_value.low],
+                           [shown_value.high - shown_value.value]]  # fmt: skip
+            ax.bar(position, shown_value.value, width, color=COLOURS.get(service),
+                   yerr=whisker, capsize=2, alpha=1.0 if cell.state == "effect" else 0.45,
+                   hatch=None if cell.state == "effect" else "//")  # fmt: skip
+    ax.axhline(0, color="black", lw=0.8)
+    ax.set_xticks(np.arange(len(flips)), flips, rotation=30, ha="right", fontsize=8)
+    ax.set_xlabel("factor flipped to its published value (from the tuned end)")
+    ax.set_ylabel(f"change of {label} [{unit}]")
+    ax.grid(alpha=0.3, axis="y")
+    handles = [Patch(color=COLOURS.get(s), label=s) for s in services]
+    handles.append(Patch(facecolor="white", edgecolor="grey", hatch="//",
+                         label="undecided or no effect"))  # fmt: skip
+    ax.legend(handles=handles, fontsize=8)
+    ax.set_title(title)
     figure.tight_layout()
     save(figure, path)
     return figure
 
 
-def _effect_bars(ax: plt.Axes, mine: pd.DataFrame) -> None:
-    flips = list(dict.fromkeys(f"{f}={v}" for f, v in zip(mine["factor"], mine["value"],
-                                                         strict=True)))  # fmt: skip
-    services = list(dict.fromkeys(mine["service"]))
-    width = 0.8 / max(1, len(services))
-    for i, service in enumerate(services):
-        by_flip = {
-            f"{r.factor}={r.value}": r for r in mine[mine["service"] == service].itertuples()
-        }
-        x = np.arange(len(flips)) + (i - (len(services) - 1) / 2) * width
-        heights = [100 * by_flip[f].relative if f in by_flip else np.nan for f in flips]
-        bars = ax.bar(x, np.nan_to_num(heights), width, color=COLOURS.get(service))
-        for bar, flip in zip(bars, flips, strict=True):
-            if flip not in by_flip:
-                bar.set_visible(False)
-            elif is_true(by_flip[flip].within_spread):
-                bar.set_hatch("//")
-                bar.set_alpha(0.5)
-    ax.axhline(0, color="black", lw=0.8)
-    ax.set_xticks(np.arange(len(flips)), flips, rotation=30, ha="right", fontsize=8)
-    ax.grid(alpha=0.3, axis="y")
-    handles = [Patch(color=COLOURS.get(s), label=s) for s in services]
-    handles.append(Patch(facecolor="white", edgecolor="grey", hatch="//",
-                         label="within the spread"))  # fmt: skip
-    ax.legend(handles=handles, fontsize=8)
-
-
 def end_capacities(
-    capacities: dict[str, dict[str, dict]], seed_rps: int, path: Path | None = None
+    capacities: Mapping[str, Mapping[str, Mapping[str, Any]]],
+    seed_rps: int,
+    path: Path | None = None,
 ) -> plt.Figure:
-    """Capacity of each end configuration per service, with the seed's peak as a line; a
+    """Capacity of each end per service with its 95 % interval, the seed's peak as a line; a
     lower bound (generator-bound, stopped by the budget) is hatched."""
     figure, ax = plt.subplots(figsize=(8, 4.5))
     ends = list(capacities)
@@ -85,15 +83,21 @@ def end_capacities(
     width = 0.8 / max(1, len(ends))
     for i, end in enumerate(ends):
         x = np.arange(len(services)) + (i - (len(ends) - 1) / 2) * width
-        records = [capacities[end].get(s, {}) for s in services]
-        values = [r.get("rate_rps") or 0 for r in records]
-        bars = ax.bar(x, values, width, label=f"{end} configuration",
-                      color="#1f77b4" if end == "tuned" else "#d62728")  # fmt: skip
-        for bar, record in zip(bars, records, strict=True):
+        for position, service in zip(x, services, strict=True):
+            record = capacities[end].get(service) or {}
+            value = record.get("rate_rps") or 0
+            interval = Estimate.from_record(record.get("interval"))
+            whisker = None
+            if value and math.isfinite(interval.low):
+                high = interval.high if math.isfinite(interval.high) else value
+                whisker = [[value - interval.low], [high - value]]
+            (bar,) = ax.bar(position, value, width, yerr=whisker, capsize=3,
+                            color="#1f77b4" if end == "tuned" else "#d62728",
+                            label=f"{end} configuration" if position == x[0] else None)  # fmt: skip
             if record.get("bound") != "service":
                 bar.set_hatch("//")
-            ax.annotate(str(record.get("display", "n/a")), (bar.get_x() + bar.get_width() / 2,
-                        bar.get_height()), ha="center", va="bottom", fontsize=8)  # fmt: skip
+            ax.annotate(str(record.get("display", "n/a")), (position, value), ha="center",
+                        va="bottom", fontsize=8)  # fmt: skip
     ax.axhline(seed_rps, color="black", ls=":", lw=1, label=f"the seed's peak ({seed_rps} req/s)")
     ax.set_xticks(np.arange(len(services)), services)
     ax.set_ylabel("capacity [req/s] (p95 ≤ 25 ms, errors < 0.1 %)")

@@ -1,6 +1,7 @@
-"""The factors of notebook 07: each choice the post made that the study makes differently,
+"""The factors of notebook 08: each choice the post made that the study makes differently,
 its published and tuned values, the environment that sets them, and how a service shows at
-start that it honours them (helpers.load.ablation measures them).
+start that it honours them (helpers.load.ablation_plan makes instances of them,
+helpers.load.ablation measures them).
 
 A value a service does not report is "not measured" with the reason, never measured wrong:
 a check reads the service's start-up log and /healthz, or what it does (a log line per request).
@@ -26,7 +27,6 @@ RECORD_NAME = "ablation.json"
 PYTHON = ("python-api-pkl", "python-api-onnx")
 ONNX = ("python-api-onnx", "go-api-onnx")
 PROBE_REQUESTS = 20  # behavioural checks: how many requests a probe sends
-SETTLE_TIMEOUT_S = 12.0  # pushed every 3 s through the collector: a few pushes and scrapes
 
 
 # -- what a service says when it starts ----------------------------------------------------
@@ -180,6 +180,19 @@ class Factor:
 
 FACTORS: tuple[Factor, ...] = (
     Factor(
+        "framework",
+        "the prediction routes as FastAPI path operations with pydantic models",
+        PYTHON,
+        # The post wrote its routes as FastAPI path operations; the study's are plain
+        # Starlette routes with a hand-written parser (services/CONTRACT.md).
+        Setting(
+            "FastAPI path operations (pydantic)",
+            {"FRAMEWORK": "fastapi"},
+            check=says(r"framework\W{1,4}fastapi", "that it serves FastAPI path operations"),
+        ),
+        Setting("lean: plain Starlette routes, hand-written parsing"),
+    ),
+    Factor(
         "server",
         "uvicorn's event loop and HTTP parser",
         PYTHON,
@@ -285,38 +298,5 @@ def factor(name: str, factors: Iterable[Factor] = FACTORS) -> Factor:
     raise KeyError(f"no factor {name!r}; known: {', '.join(f.name for f in factors)}")
 
 
-# -- configurations and the plan -----------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Config:
-    """An end, or an end with one factor set to another value."""
-
-    end: str
-    factor: str | None = None
-    value: str | None = None
-
-    @property
-    def label(self) -> str:
-        if self.factor is None:
-            return self.end
-        return f"{self.end} + {self.factor}={self.value}"
-
-    def value_of(self, name: str) -> str:
-        return self.value if name == self.factor and self.value else self.end
-
-
 def applicable(service: str, factors: Iterable[Factor] = FACTORS) -> list[Factor]:
     return [f for f in factors if service in f.services]
-
-
-def environment(service: str, config: Config, artifacts_dir: Path) -> tuple[dict[str, str], str]:
-    """The service's environment for a configuration (every factor that applies to it), and
-    the stack's telemetry path."""
-    env: dict[str, str] = {}
-    telemetry = "pull"
-    for f in applicable(service):
-        setting = f.setting(config.value_of(f.name))
-        env |= {k: v.format(artifacts_dir=artifacts_dir) for k, v in setting.env.items()}
-        telemetry = setting.telemetry or telemetry
-    return env, telemetry

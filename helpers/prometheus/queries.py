@@ -311,5 +311,6 @@ def render(name: str, *, table: str = "timeseries", **params: object) -> str:
 
 
 def services_regex(services: list[str] | tuple[str, ...]) -> str:
-    """A PromQL regex matching exactly these service names (names are literal, dots escaped)."""
-    return "|".join(s.replace(".", "\\.") for s in services)
+    """A PromQL regex matching exactly these service names (names are literal, dots escaped
+    for the regex and the backslash for the PromQL string it goes in, as `le` is above)."""
+    return "|".join(s.replace(".", "\\\\.") for s in services)
