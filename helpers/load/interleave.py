@@ -103,9 +103,11 @@ class Comparison:
         """'effect' (interval excludes zero), 'none' (interval within ±min_effect), or
         'undecided' (neither, when the rounds or the budget ran out)."""
         change = self.change(label)
+        if change.samples < intervals.MIN_SAMPLES:
+            return "undecided"  # two rounds give a range, not a 95 % interval
         if change.excludes(0.0):
             return "effect"
-        if change.repeated and _largest(change) <= min_effect:
+        if _largest(change) <= min_effect:
             return "none"
         return "undecided"
 
