@@ -21,6 +21,7 @@ what it said when it exited.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,10 @@ REFERENCE = "logistic regression"
 TELEMETRY_OFF = {"OTEL_METRICS_EXPORTER": "none"}
 HEAVIEST_QUOTA_SHARE = 0.5  # at the common rate the slowest model uses at most this of a quota
 REASON_CHARS = 240
+# A port the stack picked free and another process took before the instance bound it: the
+# machine's doing, not the model's — the stack is started again with the same instances.
+TRANSIENT = "address already in use"
+TRANSIENT_RETRIES = 2
 NOT_STARTED, STOPPED = "not started", "stopped while measured"  # a problem row's stage
 
 
@@ -98,10 +103,13 @@ def failed_instance(message: str, names: Iterable[str]) -> str | None:
 
 
 def reason(message: str) -> str:
-    """What a NotReady says in one line: how the process ended and its last log line."""
+    """What a NotReady says in one line: how the process ended and its last log line that
+    reports an ERROR (a server logs its orderly shutdown after it), else its last line."""
     lines = [line.strip() for line in message.splitlines() if line.strip()]
     how = lines[0].rsplit("before ready: ", 1)[-1] if lines else "not ready"
-    last = next((line for line in reversed(lines[1:]) if not line.startswith("---")), "")
+    logged = [line for line in lines[1:] if not line.startswith("---")]
+    errors = [line for line in logged if re.search(r"\bERROR\b", line)]
+    last = (errors or logged or [""])[-1]
     said = f"{how}: {last}" if last else how
     return said if len(said) <= REASON_CHARS else said[: REASON_CHARS - 1] + "…"
 
@@ -115,10 +123,13 @@ def start(
     ports: dict[str, int] | None = None,
 ) -> tuple[Any, list[dict[str, str]]]:
     """The stack with every wanted instance that becomes ready; and, for each that did not, a
-    row with why. A reference (the seed's model) that fails is the stack's failure: raised.
-    `ports` overrides the stack's defaults by name (helpers.serving.ports)."""
+    row with why. A reference (the seed's model) that fails is the stack's failure: raised;
+    an instance whose port was taken meanwhile (TRANSIENT) is no one's failure: the stack is
+    started again as it was, at most TRANSIENT_RETRIES times. `ports` overrides the stack's
+    defaults by name (helpers.serving.ports)."""
     remaining = list(wanted)
     dropped: list[dict[str, str]] = []
+    retries = 0
     while True:
         try:
             stack = start_stack(
@@ -130,11 +141,15 @@ def start(
             )
             return stack, dropped
         except net.NotReady as error:
+            said = reason(str(error))
+            if TRANSIENT in str(error) and retries < TRANSIENT_RETRIES:
+                retries += 1
+                progress(f"{str(error).split(':')[0]}: {said}; starting the stack again as it was")
+                continue
             name = failed_instance(str(error), [i.name for i in remaining])
             failed = next((i for i in remaining if i.name == name), None)
             if failed is None or model_of(failed) == REFERENCE:
                 raise
-            said = reason(str(error))
             dropped.append(
                 {"model": model_of(failed), "service": failed.service, "instance": failed.name,
                  "reason": said, "stage": NOT_STARTED}

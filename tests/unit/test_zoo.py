@@ -256,6 +256,17 @@ def test_the_instance_a_stack_could_not_start_is_named_with_why() -> None:
     assert serving.failed_instance("prometheus did not become ready", names) is None
     said = serving.reason(message)
     assert said == "process exited with status 2: model file missing: /zoo/knn/model.onnx"
+    # uvicorn logs its orderly shutdown after the error: the error is the reason
+    port_taken = (
+        "python-api-pkl.knn did not become ready: http://127.0.0.1:5/healthz before ready: "
+        "process exited with status 3\n--- last lines of x.log ---\n"
+        "INFO:     Application startup complete.\n"
+        "ERROR:    [Errno 98] error while attempting to bind on address "
+        "('127.0.0.1', 5): address already in use\n"
+        "INFO:     Waiting for application shutdown.\nINFO:     Application shutdown complete.\n"
+    )
+    said = serving.reason(port_taken)
+    assert said.startswith("process exited with status 3: ERROR:") and serving.TRANSIENT in said
 
 
 def test_the_common_rate_leaves_the_slowest_model_half_a_quota() -> None:
