@@ -66,17 +66,25 @@ def record_artifacts(manifest_path: Path, *artifact_paths: Path, **sections: Any
     return manifest
 
 
-def verify(manifest_path: Path, artifact_path: Path) -> str:
-    """Return the artifact's sha256 if it matches the manifest; raise ArtifactMismatch if not."""
+def read_verified(manifest_path: Path, artifact_path: Path) -> bytes:
+    """The artifact's bytes, read once and hashed as read: what the caller loads is exactly
+    what matched the manifest (hashing the path, then opening it again, would load a file
+    swapped in between). ArtifactMismatch if it is missing, unlisted or changed."""
     if not artifact_path.exists():
         raise ArtifactMismatch(f"artifact missing: {artifact_path}")
     entry = load(manifest_path).get("artifacts", {}).get(artifact_path.name)
     if entry is None:
         raise ArtifactMismatch(f"{artifact_path.name} is not listed in {manifest_path}")
-    actual = sha256_of(artifact_path)
+    data = artifact_path.read_bytes()
+    actual = hashlib.sha256(data).hexdigest()
     if actual != entry["sha256"]:
         raise ArtifactMismatch(
             f"{artifact_path} has sha256 {actual}, manifest {manifest_path} expects "
             f"{entry['sha256']}: the file was changed after training"
         )
-    return actual
+    return data
+
+
+def verify(manifest_path: Path, artifact_path: Path) -> str:
+    """Return the artifact's sha256 if it matches the manifest; raise ArtifactMismatch if not."""
+    return hashlib.sha256(read_verified(manifest_path, artifact_path)).hexdigest()

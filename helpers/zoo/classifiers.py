@@ -1,4 +1,4 @@
-"""The model zoo (notebook 08): other classifiers on the seed's features, split and contract.
+"""The model zoo (notebook 09): other classifiers on the seed's features, split and contract.
 
 Each model is a pipeline like the seed's (SimpleImputer first, so the contract's missing
 features work; a scaler where the estimator is sensitive to scale), trained on the split the

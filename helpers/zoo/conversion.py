@@ -1,4 +1,4 @@
-"""A zoo model's conversion (notebook 08): each input type tried, plain skl2onnx first and
+"""A zoo model's conversion (notebook 09): each input type tried, plain skl2onnx first and
 then with `helpers.zoo.repairs`, each graph checked for parity against the pickle fed
 float64 (what the pickle service computes), and the one served chosen.
 

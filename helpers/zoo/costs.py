@@ -6,8 +6,13 @@ service's own interpreter (.venvs/python-api-pkl, .venvs/python-api-onnx — pan
 installed there, as in the images), imports its runtime, loads the model and runs one
 all-missing row (the services' warm-up). This process reads the child's resident set with
 psutil before and after the load, so the child needs nothing beyond the service's packages.
-Load time is timed twice: cold in that child (the first load of a service, including the
-imports unpickling triggers) and warm in this process (median of repeated loads).
+Load time is timed twice: cold in that child (the runtime's first load, including the imports
+unpickling triggers) and warm in this process (median of repeated loads from memory).
+
+Every load here hashes and loads the same bytes, as the services do: the file is read once,
+its sha256 checked against the manifest, and those bytes are unpickled or handed to ONNX
+Runtime — never the path opened a second time, which would load a file swapped in between.
+The read and the hash are timed apart from the load, so "load" stays the runtime's cost.
 """
 
 from __future__ import annotations
@@ -33,11 +38,12 @@ FILES = {"pickle": "model.pkl", "onnx": "model.onnx"}
 PROBE_TIMEOUT_S = 120.0
 MIB = 1024 * 1024
 
-# The child: import the runtime, say so, wait; load + one prediction, say so, wait; exit.
-# Each "say" is one JSON line; each wait lets the parent read the child's memory undisturbed.
+# The child: import the runtime, say so, wait; read + hash, load + one prediction, say so,
+# wait; exit. Each "say" is one JSON line; each wait lets the parent read the child's memory
+# undisturbed. Bytes whose sha256 is not the manifest's are never loaded: exit status 2.
 PROBE = r"""
-import importlib.util, json, sys, time
-runtime, path, n_features = sys.argv[1], sys.argv[2], int(sys.argv[3])
+import hashlib, importlib.util, json, sys, time
+runtime, path, n_features, expected = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 pandas_importable = importlib.util.find_spec("pandas") is not None
 import numpy as np
 if runtime == "pickle":
@@ -52,19 +58,27 @@ def say(**fields):
 say(stage="imported", pandas_importable=pandas_importable, version=version)
 row = np.full((1, n_features), np.nan)
 start = time.perf_counter()
+with open(path, "rb") as handle:
+    data = handle.read()
+digest = hashlib.sha256(data).hexdigest()
+read_s = time.perf_counter() - start
+if digest != expected:
+    print(f"{path} has sha256 {digest}, the manifest expects {expected}: not loaded",
+          file=sys.stderr, flush=True)
+    sys.exit(2)
+start = time.perf_counter()
 if runtime == "pickle":
-    with open(path, "rb") as handle:
-        model = pickle.load(handle)
+    model = pickle.loads(data)
     elapsed = time.perf_counter() - start
     model.predict_proba(row)
 else:
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
-    session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
     elapsed = time.perf_counter() - start
     dtype = np.float64 if session.get_inputs()[0].type == "tensor(double)" else np.float32
     session.run(None, {session.get_inputs()[0].name: row.astype(dtype)})
-say(stage="loaded", load_s=elapsed)
+say(stage="loaded", load_s=elapsed, read_and_hash_s=read_s)
 """
 
 
@@ -85,17 +99,23 @@ def _read_stage(child: subprocess.Popen, stage: str) -> dict[str, Any]:
 
 def memory_after_load(model_dir: Path, runtime: str, python: Path | None = None) -> dict:
     """RSS and USS (bytes) of a fresh process with `runtime` imported, then with the model
-    loaded and one row predicted; the cold load time; whether pandas was importable there."""
+    loaded and one row predicted; the cold load time (and apart from it, the time to read and
+    hash the file); whether pandas was importable there. The child checks the sha256 of the
+    very bytes it loads: a changed file is refused there (ProbeFailed), never loaded."""
     if runtime not in RUNTIMES:
         raise ValueError(f"runtime must be one of {sorted(RUNTIMES)}, got {runtime!r}")
     model_path = Path(model_dir) / FILES[runtime]
     manifest_path = Path(model_dir) / manifest_io.MANIFEST_NAME
-    manifest_io.verify(manifest_path, model_path)  # the child loads only a verified file
-    n_features = len(manifest_io.load(manifest_path)["feature_names"])
+    recorded = manifest_io.load(manifest_path)
+    entry = recorded.get("artifacts", {}).get(model_path.name)
+    if entry is None:
+        raise manifest_io.ArtifactMismatch(f"{model_path.name} is not listed in {manifest_path}")
+    n_features = len(recorded["feature_names"])
     python = Path(python) if python else paths.service_python(RUNTIMES[runtime])
     if not python.exists():
         raise FileNotFoundError(f"{python} does not exist: run `make setup` (service envs)")
     command = [str(python), "-c", PROBE, runtime, str(model_path), str(n_features)]
+    command.append(entry["sha256"])
     with subprocess.Popen(
         command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     ) as child:
@@ -122,24 +142,29 @@ def memory_after_load(model_dir: Path, runtime: str, python: Path | None = None)
         "rss_loaded_bytes": after.rss,
         "uss_loaded_bytes": after.uss,
         "cold_load_ms": loaded["load_s"] * 1000,
+        "read_and_hash_ms": loaded["read_and_hash_s"] * 1000,
     }
 
 
-def warm_load_ms(model_dir: Path, repeats: int = 10) -> dict[str, float]:
-    """Median wall time of `pickle.loads` and of `InferenceSession` on bytes already in memory
-    (the file read is not the runtime's cost), after one untimed load of each."""
+def _verified(model_dir: Path, runtime: str) -> bytes:
+    """The model file of `runtime`, read once and checked against the manifest as read."""
+    folder = Path(model_dir)
+    return manifest_io.read_verified(folder / manifest_io.MANIFEST_NAME, folder / FILES[runtime])
+
+
+LOADERS = {"pickle": pickle.loads, "onnx": convert.load_session}
+
+
+def warm_load_ms(
+    model_dir: Path, repeats: int = 10, runtimes: tuple[str, ...] = ("pickle", "onnx")
+) -> dict[str, float]:
+    """Median wall time of `pickle.loads` and of `InferenceSession` on the verified bytes
+    already in memory (the file read is not the runtime's cost), after one untimed load."""
     if repeats < 1:
         raise ValueError(f"repeats must be at least 1, got {repeats!r}")
-    manifest_path = Path(model_dir) / manifest_io.MANIFEST_NAME
-    loads = {
-        "pickle": lambda data: pickle.loads(data),
-        "onnx": lambda data: convert.load_session(data),
-    }
     medians = {}
-    for runtime, load in loads.items():
-        path = Path(model_dir) / FILES[runtime]
-        manifest_io.verify(manifest_path, path)
-        data = path.read_bytes()
+    for runtime in runtimes:
+        data, load = _verified(model_dir, runtime), LOADERS[runtime]
         load(data)
         times = []
         for _ in range(repeats):
@@ -154,11 +179,10 @@ def latency(model_dir: Path, iterations: int, warmup: int = 50) -> microbench.La
     """microbench's interleaved single-row latency on the first test row, for this model."""
     manifest_path = Path(model_dir) / manifest_io.MANIFEST_NAME
     recorded = manifest_io.load(manifest_path)
-    manifest_io.verify(manifest_path, Path(model_dir) / FILES["onnx"])
     split = recorded["training"]
     row = train.load_split(split["test_size"], split["seed"], split.get("stratify", True)).X_test[0]
-    session = convert.load_session(Path(model_dir) / FILES["onnx"])
-    model = train.load_model(Path(model_dir))
+    session = convert.load_session(_verified(model_dir, "onnx"))
+    model = pickle.loads(_verified(model_dir, "pickle"))
     return microbench.single_row_latency(model, session, row, iterations, warmup)
 
 
@@ -180,21 +204,9 @@ def measure(name: str, model_dir: Path, iterations: int, load_repeats: int = 10)
             runtime: {k: float(v) for k, v in row.items()} for runtime, row in summary.iterrows()
         }
     else:
-        record["warm_load_ms"] = {"pickle": _warm_pickle_only(model_dir, load_repeats)}
+        record["warm_load_ms"] = warm_load_ms(model_dir, load_repeats, ("pickle",))
         record["latency_us"] = {}
     return record
-
-
-def _warm_pickle_only(model_dir: Path, repeats: int) -> float:
-    data = (Path(model_dir) / FILES["pickle"]).read_bytes()
-    manifest_io.verify(Path(model_dir) / manifest_io.MANIFEST_NAME, Path(model_dir) / "model.pkl")
-    pickle.loads(data)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        pickle.loads(data)
-        times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
 
 
 def table(records: list[dict[str, Any]]) -> pd.DataFrame:

@@ -1,4 +1,4 @@
-"""Notebook 08's record: run_dir/zoo/zoo.json and summary.json's `zoo` section, in one dict.
+"""Notebook 09's record: run_dir/zoo/zoo.json and summary.json's `zoo` section, in one dict.
 
 Built here from what the notebook measured rather than typed out in its last cell, so the
 record's keys are one function's and every finding in it is computed from the same objects
@@ -13,9 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from helpers.load import capacity
-from helpers.load.capacity import ServiceCapacity
-from helpers.zoo import costs, report, safety, serving_report
+from helpers.zoo import costs, report, safety
 from helpers.zoo.classifiers import ZooModel
 
 
@@ -37,12 +35,13 @@ def build(
     skops_untrusted: dict[str, Any],
     onnx_escape: dict[str, str],
     formats: pd.DataFrame,
-    served: pd.DataFrame,
-    heaviest: str,
-    heavy: list[ServiceCapacity],
+    serving: dict[str, Any],
+    heaviest: dict[str, Any],
+    serving_findings: Sequence[str],
 ) -> dict[str, Any]:
     """The zoo's record: conversion, parity, costs, the safety demonstrations, every finding,
-    what serving each model cost and the heaviest model's capacity."""
+    what serving each model cost against logistic regression (helpers.zoo.serving_report.
+    serving_section), and the heaviest model's capacity and cold start (heaviest_section)."""
     return {
         "profile": profile,
         "models": [model.spec.name for model in built],
@@ -68,8 +67,8 @@ def build(
             report.float32_finding(built),
             *costs.cost_findings(cost_table),
             *safety.safety_findings(unpickled, refusal, skops_untrusted, onnx_escape),
-            serving_report.finding(served, heavy, heaviest),
+            *serving_findings,
         ],
-        "serving": served.to_dict(orient="records"),
-        "heaviest": {"model": heaviest, "capacity": capacity.record(heavy)},
+        "serving": serving,
+        "heaviest": heaviest,
     }

@@ -1,4 +1,4 @@
-"""The zoo in tables, sentences and a plot (notebook 08), from what `helpers.zoo.classifiers` built:
+"""The zoo in tables, sentences and a plot (notebook 09), from what `helpers.zoo.classifiers` built:
 does each model convert, at what parity per input type, and which services can load its files."""
 
 from __future__ import annotations

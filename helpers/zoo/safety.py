@@ -40,7 +40,7 @@ import pandas as pd
 import skops.io as sio
 from onnx import TensorProto, helper
 
-from helpers.model import convert, train
+from helpers.model import convert
 from helpers.model import manifest as manifest_io
 
 MARKER_TEXT = "written while loading a model file: code from the file ran\n"
@@ -150,8 +150,9 @@ def skops_on_pickle(path: Path, marker: Path) -> dict[str, Any]:
 
 def external_data_escape(folder: Path) -> dict[str, str]:
     """A graph whose weight tensor is 'external data' at ../outside.bin (a file outside the
-    model's folder, written here with harmless bytes). What onnx.load and ONNX Runtime (from
-    a path, as python-api-onnx loads; from bytes, as go-api-onnx loads) do with it."""
+    model's folder, written here with harmless bytes). What onnx.load and ONNX Runtime do
+    with it — from a path (a loader that opens the file by name) and from bytes (the services,
+    which load the very bytes whose sha256 they checked)."""
     model_dir = folder / "model"
     model_dir.mkdir(parents=True, exist_ok=True)
     (folder / "outside.bin").write_bytes(np.arange(4, dtype=np.float32).tobytes())
@@ -206,12 +207,12 @@ def _median_ms(load, repeats: int) -> float:
 
 def format_table(seed_artifacts_dir: Path, folder: Path, repeats: int = 20) -> pd.DataFrame:
     """pickle / skops / ONNX for the seed model: what runs at load, languages, size, warm load
-    time (median of `repeats`, from bytes in memory), and what versions must match."""
-    model = train.load_model(seed_artifacts_dir)  # sha256-verified
+    time (median of `repeats`, from bytes in memory), and what versions must match. Each file
+    is read once and its sha256 checked on those bytes, which are then what is loaded."""
     manifest_path = Path(seed_artifacts_dir) / manifest_io.MANIFEST_NAME
-    manifest_io.verify(manifest_path, Path(seed_artifacts_dir) / "model.onnx")
-    pickle_bytes = (Path(seed_artifacts_dir) / "model.pkl").read_bytes()
-    onnx_bytes = (Path(seed_artifacts_dir) / "model.onnx").read_bytes()
+    pickle_bytes = manifest_io.read_verified(manifest_path, manifest_path.with_name("model.pkl"))
+    onnx_bytes = manifest_io.read_verified(manifest_path, manifest_path.with_name("model.onnx"))
+    model = pickle.loads(pickle_bytes)  # the verified bytes, not the path opened again
     folder.mkdir(parents=True, exist_ok=True)
     skops_path = folder / "model.skops"
     sio.dump(model, skops_path)

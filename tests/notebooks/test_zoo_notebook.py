@@ -1,23 +1,29 @@
-"""Notebook 08, run headless through helpers.study at smoke size in the folder's one smoke
-study (after 01 → 02, whose artifacts it needs); assert on what it wrote to run_dir/zoo/zoo.json."""
+"""Notebook 09, run headless through helpers.study at smoke size in the folder's one smoke
+study (after 01 → 02, whose artifacts it needs); assert on what it wrote to run_dir/zoo/zoo.json
+and to summary.json."""
 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import nbformat
 import pytest
 
+from helpers import sizing
 from helpers.model import manifest
-from helpers.zoo import classifiers
+from helpers.serving.instances import SERVICE_NAMES
+from helpers.zoo import classifiers, serving
+
+SMOKE = sizing.for_profile("smoke").zoo
 
 pytestmark = pytest.mark.notebooks
 
 
 @pytest.fixture(scope="module")
 def zoo_run(smoke_study: dict) -> dict[str, Path]:
-    """08 as the folder's one smoke study ran it (conftest.py), after 01 → 07."""
+    """09 as the folder's one smoke study ran it (conftest.py), after 01 → 08."""
     run = smoke_study["run"]
     return {
         "run": run,
@@ -72,6 +78,7 @@ def test_costs_measured_in_the_service_environments(record: dict) -> None:
             assert memory["pandas_importable"] is False, (name, runtime)
             assert "/.venvs/" in memory["interpreter"]
             assert 0 < memory["rss_imported_bytes"] <= memory["rss_loaded_bytes"]
+            assert memory["read_and_hash_ms"] > 0 and memory["cold_load_ms"] > 0
         if row["onnx_bytes"] is not None:
             for stats in row["latency_us"].values():
                 assert stats["calls"] == 100 and 0 < stats["median_us"] <= stats["p99_us"]
@@ -91,24 +98,75 @@ def test_safety_demonstrations_recorded(record: dict) -> None:
     assert len(record["findings"]) >= 6
 
 
-def test_every_model_was_served_by_the_services_that_can_load_it(record: dict) -> None:
-    """The pickle service serves every model; the ONNX services every converted one — each a
-    measured row, or a row saying why not (never an omission)."""
-    rows = {(r["model"], r["service"]): r for r in record["serving"]}
-    for model in record["models"]:
-        assert (model, "python-api-pkl") in rows, model
-    converted = [r["model"] for r in record["conversion"] if r.get("converts")]
-    for model in set(converted):
-        for service in ("python-api-onnx", "go-api-onnx"):
-            row = rows[(model, service)]
-            assert row.get("problem") or row["cpu_us_per_request"] > 0, row
+def test_every_model_was_served_beside_logistic_regression(record: dict) -> None:
+    """One comparison per service, logistic regression its reference; the pickle service
+    serves every model, the ONNX services every converted one — a measured arm with a paired
+    change, or a row saying why not (never an omission)."""
+    section = record["serving"]
+    assert section["reference"] == serving.REFERENCE
+    assert 1 <= section["rate_rps"] <= SMOKE.serving_rate
+    by_service = {c["service"]: c for c in section["comparisons"]}
+    assert list(by_service) == list(SERVICE_NAMES)
+    not_served = {(r["model"], r["service"]): r for r in section["not_served"]}
+    converted = {r["model"] for r in record["conversion"] if r["converts"]}
+    for service, comparison in by_service.items():
+        assert comparison["rate"] == section["rate_rps"] and comparison["rounds"] >= 1
+        arms = comparison["arms"]
+        assert next(iter(arms)) == serving.REFERENCE
+        assert arms[serving.REFERENCE]["cpu_us_per_request"]["value"] > 0
+        for model in record["models"]:
+            if service != "python-api-pkl" and model not in converted:
+                assert "model.onnx" in not_served[(model, service)]["reason"]
+                continue
+            arm = arms[model]
+            assert arm["target"] == serving.instance_name(service, model)
+            assert arm["cpu_us_per_request"]["value"] > 0 and arm["p95_ms"]["value"] > 0
+            multiple, change = arm["multiple"]["value"], arm["change"]["value"]
+            assert math.isclose(multiple, change + 1, rel_tol=1e-9)
+            assert arm["verdict"] in ("effect", "none", "undecided") and arm["sentence"]
+    assert set(not_served) == {
+        (m, s) for m in record["models"] if m not in converted for s in SERVICE_NAMES[1:]
+    }
+
+
+def test_the_heaviest_model_has_a_capacity_and_a_cold_start_per_service(record: dict) -> None:
     heaviest = record["heaviest"]
-    assert heaviest["model"] in record["models"]
-    assert {"python-api-pkl"} <= set(heaviest["capacity"])
+    latencies = {
+        row["model"]: row["sklearn_median_us"]
+        for row in record["cost_table"]
+        if row["sklearn_median_us"] is not None
+    }
+    assert heaviest["model"] == max(latencies, key=latencies.get)
+    expected = {serving.instance_name(s, heaviest["model"]) for s in SERVICE_NAMES}
+    assert set(heaviest["capacity"]) == expected  # the heaviest model converts in the zoo
+    for found in heaviest["capacity"].values():
+        assert found["steps"], found
+        display, bound = found["display"], found["bound"]
+        if bound == "none passed":
+            assert display.startswith("< ")
+        elif bound != "service":
+            assert display.startswith("≥ ") and f"({bound}-bound)" in display
+    cold = heaviest["cold_start"]
+    assert set(cold) == expected | set(SERVICE_NAMES)
+    for name, figures in cold.items():
+        assert figures["attempts"] == SMOKE.cold_starts
+        assert figures["total_s"]["value"] > 0 and figures["working_set_bytes"]["value"] > 0
+        assert figures["model"] == (
+            serving.REFERENCE if name in SERVICE_NAMES else heaviest["model"]
+        )
+
+
+def test_summary_carries_the_zoo_and_its_findings(zoo_run: dict[str, Path], record: dict) -> None:
+    summary = json.loads((zoo_run["run"] / "summary.json").read_text())
+    assert summary["zoo"]["serving"] == record["serving"]
+    said = summary["findings"]["zoo"]
+    assert len(said) == 2 and said[0].startswith(f"At {record['serving']['rate_rps']} req/s")
+    assert record["heaviest"]["model"] in said[1]
+    assert said == record["findings"][-2:]
 
 
 def test_report_has_plots_and_no_errors(zoo_run: dict[str, Path]) -> None:
-    for plot in ("parity.png", "costs.png"):
+    for plot in ("parity.png", "costs.png", "serving.png"):
         assert (zoo_run["run"] / "zoo" / plot).stat().st_size > 0
     executed = nbformat.read(zoo_run["run"] / "09_beyond_logreg.ipynb", as_version=4)
     errors = [

@@ -37,3 +37,17 @@ def test_missing_and_unlisted_files_are_detected(model_artifacts_copy: Path) -> 
     stranger.write_bytes(b"x")
     with pytest.raises(manifest.ArtifactMismatch, match="not listed"):
         manifest.verify(manifest_path, stranger)
+
+
+def test_read_verified_returns_the_very_bytes_it_hashed(model_artifacts_copy: Path) -> None:
+    """What a caller loads is what matched: the bytes come from the one read that was hashed,
+    and a file changed after training is refused before anyone could load it."""
+    manifest_path = model_artifacts_copy / manifest.MANIFEST_NAME
+    pickle_path = model_artifacts_copy / "model.pkl"
+    original = pickle_path.read_bytes()
+    assert manifest.read_verified(manifest_path, pickle_path) == original
+    pickle_path.write_bytes(original + b"\0")
+    with pytest.raises(manifest.ArtifactMismatch, match="changed after training"):
+        manifest.read_verified(manifest_path, pickle_path)
+    with pytest.raises(manifest.ArtifactMismatch, match="not listed"):
+        manifest.read_verified(manifest_path, model_artifacts_copy / manifest.MANIFEST_NAME)
