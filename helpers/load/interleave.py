@@ -12,7 +12,9 @@ An arm's CPU per request counts its window and a fixed `TAIL_S` after it, while 
 and the other arms are measured, because some costs are paid after the requests: spans and
 pushed metrics are exported every few seconds. Counting the window alone would call those
 settings free; counting until the arm's next window would make background costs depend on
-how many arms there are. (An arm whose next window comes sooner has its tail cut there.)
+how many arms there are. (An arm whose next window comes sooner has its tail cut there.) A
+comparison without telemetry pays nothing later, and at a low rate an idle process's ticks
+would weigh on its few requests: it sets `tail_s=0` and counts its windows alone.
 
 Rounds repeat until every arm's effect on CPU per request is settled — its 95 % interval
 excludes zero, or lies within ±`min_effect` — or `max_rounds` or the time budget run out;
@@ -54,6 +56,7 @@ class Comparison:
     rate: int
     batch: int = 1
     rounds: list[dict[str, Window]] = field(default_factory=list)  # label → its window
+    tail_s: float = TAIL_S  # 0: the window's own CPU only
 
     def complete_rounds(self) -> list[dict[str, Window]]:
         """Rounds with every arm's window and its tail read."""
@@ -72,6 +75,9 @@ class Comparison:
     def cpu_us_per_request(self, label: str) -> Estimate:
         cpu, ok = self.series(label)
         return intervals.ratio_of_sums(cpu, ok, "rounds").scaled(1e6)
+
+    def p95_ms(self, label: str) -> Estimate:
+        return intervals.mean([r[label].p95_ms for r in self.complete_rounds()], "rounds")
 
     def change(self, label: str, reference: str | None = None) -> Estimate:
         """The arm's CPU per request relative to `reference`'s (default the first arm's):
@@ -117,6 +123,9 @@ class Comparison:
         change = self.change(label)
         if not change.repeated:
             return f"{change.value:+.0%} (not repeated)"
+        if change.samples < intervals.MIN_SAMPLES:
+            ends = f"{change.low:+.0%} to {change.high:+.0%}"
+            return f"{change.value:+.0%} (range of {change.samples} rounds: {ends})"
         if change.excludes(0.0):
             return f"{change.value:+.0%} (95 %: {change.low:+.0%} to {change.high:+.0%})"
         return f"no effect larger than ±{_largest(change):.0%}"
@@ -132,9 +141,7 @@ class Comparison:
                 a.label: {
                     "target": a.target,
                     "cpu_us_per_request": self.cpu_us_per_request(a.label).record(),
-                    "p95_ms": intervals.mean(
-                        [r[a.label].p95_ms for r in self.complete_rounds()], "rounds"
-                    ).record(),
+                    "p95_ms": self.p95_ms(a.label).record(),
                     **(
                         {}
                         if a is self.arms[0]
@@ -226,7 +233,12 @@ def _rounds(stack, comparisons, targets, window_s, min_rounds, max_rounds, min_e
                     batch=comparison.batch,
                 )
                 taken[arm.label] = window
-                tails.follow(window, taken, arm.label, comparison.name)
+                if comparison.tail_s > 0:
+                    tails.follow(window, taken, arm.label, comparison.name, comparison.tail_s)
+                else:
+                    taken[arm.label] = replace(window, cpu_with_tail_s=window.cpu_s, tail_s=0.0)
+                    if tails.log is not None:
+                        tails.log.append(taken[arm.label], comparison=comparison.name)
             comparison.rounds.append(taken)
             unsettled = [
                 a.label for a in comparison.arms[1:] if not comparison.settled(a.label, min_effect)
@@ -249,7 +261,9 @@ class Tails:
         self.lengths: dict[str, list[float]] = {}  # target → its tails so far
         self.lock = threading.Lock()
 
-    def follow(self, window: Window, into: dict[str, Window], label: str, name: str) -> None:
+    def follow(
+        self, window: Window, into: dict[str, Window], label: str, name: str, tail_s: float
+    ) -> None:
         def read() -> None:
             with self.lock:
                 if self.pending.get(window.target, (None,))[0] is not timer:
@@ -265,7 +279,7 @@ class Tails:
             if self.log is not None:
                 self.log.append(done, comparison=name)
 
-        timer = threading.Timer(TAIL_S, read)
+        timer = threading.Timer(tail_s, read)
         timer.daemon = True
         with self.lock:
             self.pending[window.target] = (timer, read, window)

@@ -172,9 +172,11 @@ def save(result: TrainingResult, artifacts_dir: Path) -> dict[str, Any]:
 def load_model(artifacts_dir: Path) -> Pipeline:
     """Unpickle model.pkl only after its sha256 matches the manifest."""
     model_path = artifacts_dir / "model.pkl"
-    manifest_io.verify(artifacts_dir / manifest_io.MANIFEST_NAME, model_path)
-    with model_path.open("rb") as handle:
-        return pickle.load(handle)
+    # The very bytes that matched: hashing the path and opening it again would unpickle a
+    # file swapped in between.
+    return pickle.loads(
+        manifest_io.read_verified(artifacts_dir / manifest_io.MANIFEST_NAME, model_path)
+    )
 
 
 def cv_table(search: GridSearchCV) -> pd.DataFrame:

@@ -6,7 +6,7 @@ conversion (each input type converted and checked for parity, the served one cho
 repairs (skl2onnx 1.20 workarounds the zoo needs), report (the conversion and parity tables
 and findings), costs (size, load time, memory after load, latency per model), safety (pickle
 vs skops vs ONNX, harmlessly), serving (every model on one stack beside logistic regression,
-compared in alternating windows), paired (those comparisons' figures from the windows alone),
+compared in alternating windows, each window's own CPU: no telemetry is paid later),
 heaviest (the heaviest model's capacity and cold start on that stack), serving_report (their
 tables, figure and sentences), record (zoo.json and summary.json's `zoo` section).
 """

@@ -23,7 +23,6 @@ from typing import Any
 from helpers.load import coldstart, interleave, stepping, windows
 from helpers.load import search as searching
 from helpers.sizing import ZooSize
-from helpers.zoo import paired
 from helpers.zoo.serving import REFERENCE, model_of
 
 PILOT_WINDOWS = 3
@@ -45,7 +44,7 @@ def predicted_rps(
     for comparison in compared:
         arm = next((a for a in comparison.arms if a.target == name), None)
         if arm is not None:
-            cpu_us = paired.cpu_us_per_request(comparison, arm.label).value
+            cpu_us = comparison.cpu_us_per_request(arm.label).value
             if math.isfinite(cpu_us) and cpu_us > 0:
                 return (cpu_cores or 1.0) * 1e6 / cpu_us
     return math.nan

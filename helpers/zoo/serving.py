@@ -185,7 +185,7 @@ def comparisons(running: Mapping[str, Instance], rate: int) -> list[interleave.C
             if instance.service == service and model_of(instance) != REFERENCE
         ]
         if len(arms) > 1:
-            made.append(interleave.Comparison(service, arms, rate))
+            made.append(interleave.Comparison(service, arms, rate, tail_s=0.0))  # no telemetry
     return made
 
 

@@ -21,7 +21,6 @@ from helpers.load.interleave import Comparison
 from helpers.load.search import Search
 from helpers.load.stepping import P95_MS
 from helpers.serving.instances import SERVICE_NAMES
-from helpers.zoo import paired
 from helpers.zoo.serving import NOT_STARTED, REFERENCE, STOPPED
 
 
@@ -40,14 +39,14 @@ def serving_table(
                 {
                     "model": arm.label,
                     "service": comparison.name,
-                    "CPU per request [µs]": paired.cpu_us_per_request(comparison, arm.label).text(),
+                    "CPU per request [µs]": comparison.cpu_us_per_request(arm.label).text(),
                     f"× {REFERENCE}": ""
                     if reference
-                    else paired.multiple(comparison, arm.label).text("{:.2f}", "×"),
-                    "CPU change": ""
-                    if reference
-                    else paired.sentence(comparison, arm.label, min_effect),
-                    "p95 [ms]": paired.p95_ms(comparison, arm.label).text("{:.1f}"),
+                    else comparison.multiple(arm.label, comparison.arms[0].label).text(
+                        "{:.2f}", "×"
+                    ),
+                    "CPU change": "" if reference else comparison.sentence(arm.label, min_effect),
+                    "p95 [ms]": comparison.p95_ms(arm.label).text("{:.1f}"),
                     "p95 change [ms]": ""
                     if reference
                     else comparison.metric_change(arm.label, "p95_ms").text("{:+.1f}"),
@@ -77,7 +76,7 @@ def serving_figure(compared: Sequence[Comparison], rate: int, path: Path | None 
     width = 0.8 / max(len(compared), 1)
     for offset, comparison in enumerate(compared):
         labels = [a.label for a in comparison.arms]
-        estimates = [paired.cpu_us_per_request(comparison, label) for label in labels]
+        estimates = [comparison.cpu_us_per_request(label) for label in labels]
         xs = [models.index(label) + (offset - (len(compared) - 1) / 2) * width for label in labels]
         values = [e.value if e.finite else math.nan for e in estimates]
         errors = [
@@ -106,7 +105,9 @@ def serving_sentence(
     said = []
     for comparison in compared:
         others = [a.label for a in comparison.arms if a.label != REFERENCE]
-        multiples = {label: paired.multiple(comparison, label) for label in others}
+        multiples = {
+            label: comparison.multiple(label, comparison.arms[0].label) for label in others
+        }
         finite = {label: m for label, m in multiples.items() if math.isfinite(m.value)}
         if not finite:
             continue
@@ -115,9 +116,7 @@ def serving_sentence(
             f"{comparison.name}'s costliest model is {costliest} at "
             f"{finite[costliest].text('{:.1f}', '×')}"
         )
-        alike = [
-            label for label in others if paired.verdict(comparison, label, min_effect) == "none"
-        ]
+        alike = [label for label in others if comparison.verdict(label, min_effect) == "none"]
         if alike:
             text += f"; {', '.join(alike)} no more than ±{min_effect:.0%} apart from it"
         said.append(text)
@@ -151,15 +150,15 @@ def serving_section(
         for arm in comparison.arms:
             figures = {
                 "target": arm.target,
-                "cpu_us_per_request": paired.cpu_us_per_request(comparison, arm.label).record(),
-                "p95_ms": paired.p95_ms(comparison, arm.label).record(),
+                "cpu_us_per_request": comparison.cpu_us_per_request(arm.label).record(),
+                "p95_ms": comparison.p95_ms(arm.label).record(),
             }
             if arm is not comparison.arms[0]:
                 figures |= {
-                    "change": paired.change(comparison, arm.label).record(),
-                    "multiple": paired.multiple(comparison, arm.label).record(),
-                    "verdict": paired.verdict(comparison, arm.label, min_effect),
-                    "sentence": paired.sentence(comparison, arm.label, min_effect),
+                    "change": comparison.change(arm.label).record(),
+                    "multiple": comparison.multiple(arm.label, comparison.arms[0].label).record(),
+                    "verdict": comparison.verdict(arm.label, min_effect),
+                    "sentence": comparison.sentence(arm.label, min_effect),
                     "p95_change_ms": comparison.metric_change(arm.label, "p95_ms").record(),
                 }
             arms[arm.label] = figures
