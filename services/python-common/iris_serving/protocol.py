@@ -19,9 +19,9 @@ uvicorn's HTTP protocols, with the same meaning (CONTRACT.md, "Abusive clients")
 
 It is a mixin over uvicorn's protocol classes because neither offers a hook between "bytes
 arrived" and "request parsed": `data_received` is the one place every byte passes. The cost on
-the hot path is one clock read per request and a few attribute reads per `data_received`; a
-timer exists only while a request is incomplete after a read (a fresh connection's first one is
-armed on connect), so a request that arrives in one segment, the common case, arms none.
+the hot path is a few attribute reads per `data_received`; the clock is read and a timer armed
+only for a request still incomplete after a read (and once per connection, on connect, for
+its first request), so a request that arrives in one segment, the common case, costs neither.
 """
 
 from __future__ import annotations
@@ -70,35 +70,43 @@ class ReadLimits:
         self._max_header_bytes = limits.max_header_bytes
         self._header_timeout = limits.read_header_timeout_s
         self._read_timeout = limits.read_timeout_s
+        self._feed = super().data_received  # type: ignore[misc]  # bound once, not per call
         self._timer: asyncio.TimerHandle | None = None
-        self._begin_request()
-        self._arm(self._start + self._header_timeout)
-
-    def _begin_request(self) -> None:
-        self._start = self.loop.time()
+        # A fresh connection's first request starts now: idle ones are closed on time too.
+        self._start: float | None = self.loop.time()
         self._head_cycle = self.cycle  # a new cycle object means the head is complete
         self._head_bytes = 0
+        self._arm(self._start + self._header_timeout)
 
     def data_received(self, data: bytes) -> None:
-        if self._start is None:  # the first byte of a next request on this connection
-            self._begin_request()
+        fresh = self._start is None  # the first bytes of a next request on this connection
+        if fresh:
+            self._head_cycle = self.cycle
+            self._head_bytes = 0
         if self.cycle is self._head_cycle:
             self._head_bytes += len(data)
-        super().data_received(data)  # type: ignore[misc]
+        self._feed(data)
+        cycle = self.cycle
+        if cycle is not self._head_cycle and not cycle.more_body:
+            # Read in full (the common case, often in one segment): nothing to watch until
+            # the next request's first byte.
+            self._start = None
+            if self._timer is not None:
+                self._cancel()
+            return
         if self.transport.is_closing():
             return
-        cycle = self.cycle
+        if fresh:  # incomplete after its first segment: from now on it is on the clock
+            self._start = self.loop.time()
+        assert self._start is not None
         if cycle is self._head_cycle:  # the head is still incomplete
             if self._head_bytes > self._max_header_bytes:
                 self.transport.write(HEADER_TOO_LARGE)
                 self.transport.close()
             elif self._timer is None:
                 self._arm(self._start + self._header_timeout)
-        elif cycle.more_body:
+        else:  # the body is still incomplete
             self._arm(self._start + self._read_timeout)
-        else:  # read in full: nothing to watch until the next request's first byte
-            self._start = None
-            self._cancel()
 
     def _arm(self, when: float) -> None:
         if self._timer is not None:
