@@ -5,14 +5,19 @@ from `helpers.serving.services` (the same specs the local backend uses), the pro
 `helpers.serving.process` (own process group, log file, dies with the test run), readiness from
 `helpers.net.wait_until_ready` polling `/healthz` — never a sleep.
 
-The session fixture `service_pool` starts each service once, on free ports, with its Prometheus
+The session fixture `service_pool` starts each service once (each variant: a service with
+settings such as FRAMEWORK=fastapi is a variant of its own), on free ports, with its Prometheus
 endpoint on, and stops it (SIGTERM) at the end of the session. With
 
     CONTRACT_TARGETS="python-api-pkl=http://127.0.0.1:5001,python-api-onnx=http://...,go-api-onnx=..."
 
 it starts nothing and uses those URLs instead (e.g. the Docker containers);
 `CONTRACT_METRICS_TARGETS` (same syntax, optional) names their scrape endpoints. Tests that need
-to own the process (exit status, signals) skip in that mode.
+to own the process (exit status, signals) skip in that mode, as do variants with settings.
+
+`service_in_budget` starts a service under the study's budget (0.5 CPU / 128 MiB, a real cgroup, as
+the local backend does) and reads its OOM kills; it is the one place these tests reach into
+helpers.serving's cgroup modules.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ import pytest
 
 from helpers import paths
 from helpers.net import NotReady, free_port, wait_until_ready
-from helpers.serving import process
+from helpers.serving import cgroup_removal, cgroup_stats, cgroups, process
 from helpers.serving.services import SERVICE_NAMES, ServiceSpec, all_services
 
 TARGETS_ENV = "CONTRACT_TARGETS"
@@ -48,6 +53,7 @@ class RunningService:
     managed: process.ManagedProcess | None = None  # None: started by someone else
     spec: ServiceSpec | None = None
     log_path: Path | None = None
+    variant: str = ""  # the name, or the name with its settings (ServicePool)
 
     def stop(self, grace_s: float = 15.0) -> int | None:
         return self.managed.stop(grace_s) if self.managed else None
@@ -77,8 +83,10 @@ def start_service(
     metrics: bool = True,
     overrides: dict[str, str] | None = None,
     timeout_s: float = START_TIMEOUT_S,
+    before_exec: tuple[Callable[[], None], ...] = (),
 ) -> RunningService:
-    """Start `spec` on free ports and return once GET /healthz answers 2xx.
+    """Start `spec` on free ports and return once GET /healthz answers 2xx. `before_exec`
+    runs in the child before exec (e.g. `ServiceBudget.join`).
 
     Raises ServiceStartError with the log's tail if it exits or does not answer in time.
     """
@@ -90,7 +98,9 @@ def start_service(
         artifacts_dir, port, metrics_port if metrics else None, overrides=overrides
     )
     log_path = log_dir / f"{spec.name}-{port}.log"
-    managed = process.start(spec.name, spec.argv, log_path, env=env, cwd=spec.cwd)
+    managed = process.start(
+        spec.name, spec.argv, log_path, env=env, cwd=spec.cwd, before_exec=before_exec
+    )
     base_url = f"http://127.0.0.1:{port}"
     try:
         wait_until_ready(f"{base_url}/healthz", timeout_s=timeout_s, process=managed.popen)
@@ -117,6 +127,13 @@ def parse_targets(text: str | None) -> dict[str, str]:
     return targets
 
 
+def variant_id(name: str, overrides: dict[str, str] | None = None) -> str:
+    """`python-api-pkl`, or `python-api-pkl[FRAMEWORK=fastapi]` for a variant."""
+    if not overrides:
+        return name
+    return f"{name}[{','.join(f'{k}={v}' for k, v in sorted(overrides.items()))}]"
+
+
 @dataclass
 class ServicePool:
     """Each service started at most once per session (lazily, on first use)."""
@@ -132,28 +149,35 @@ class ServicePool:
     def external(self) -> bool:
         return bool(self.targets)
 
-    def get(self, name: str) -> RunningService:
-        if name in self._running:
-            return self._running[name]
-        if name in self._failed:
-            pytest.fail(self._failed[name], pytrace=False)
+    def get(self, name: str, overrides: dict[str, str] | None = None) -> RunningService:
+        """The service `name`, started with `overrides` (a variant) when given."""
+        key = variant_id(name, overrides)
+        if key in self._running:
+            return self._running[key]
+        if key in self._failed:
+            pytest.fail(self._failed[key], pytrace=False)
         if self.external:
+            if overrides:
+                pytest.skip(f"{key}: {TARGETS_ENV} names services, not variants with settings")
             if name not in self.targets:
-                self._failed[name] = f"{name} is not listed in {TARGETS_ENV}"
-                pytest.fail(self._failed[name], pytrace=False)
+                self._failed[key] = f"{name} is not listed in {TARGETS_ENV}"
+                pytest.fail(self._failed[key], pytrace=False)
             service = RunningService(name, self.targets[name], self.metrics_targets.get(name))
             try:
                 wait_until_ready(f"{service.base_url}/healthz", timeout_s=START_TIMEOUT_S)
             except NotReady as error:
-                self._failed[name] = f"{name} ({service.base_url}) is not ready: {error}"
-                pytest.fail(self._failed[name], pytrace=False)
+                self._failed[key] = f"{name} ({service.base_url}) is not ready: {error}"
+                pytest.fail(self._failed[key], pytrace=False)
         else:
             try:
-                service = start_service(all_services()[name], self.artifacts_dir, self.log_dir)
+                service = start_service(
+                    all_services()[name], self.artifacts_dir, self.log_dir, overrides=overrides
+                )
             except ServiceStartError as error:
-                self._failed[name] = str(error)
-                pytest.fail(self._failed[name], pytrace=False)
-        self._running[name] = service
+                self._failed[key] = str(error)
+                pytest.fail(self._failed[key], pytrace=False)
+        service.variant = key
+        self._running[key] = service
         return service
 
     def stop_all(self) -> None:
@@ -254,3 +278,56 @@ def launch_service(
     yield launch
     for service in started:
         service.stop()
+
+
+@dataclass
+class ServiceBudget:
+    """A cgroup with the study's per-service budget, for one service process at a time."""
+
+    group: cgroups.Cgroup
+
+    @property
+    def join(self) -> Callable[[], None]:
+        """For `start_service(before_exec=(budget.join,))`: the child joins before exec."""
+        return cgroups.join_before_exec(self.group)
+
+    def oom_kills(self) -> int:
+        return cgroup_stats.read_stats(self.group).oom_kills
+
+
+@pytest.fixture(scope="module")
+def service_in_budget(
+    request: pytest.FixtureRequest,
+    contract_artifacts: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Callable[..., tuple[RunningService, ServiceBudget]]]:
+    """`service_in_budget(name, **start_service_kwargs)`: the service started inside a fresh
+    cgroup of the study's budget (0.5 CPU / 128 MiB), as the local backend starts it. Both
+    are stopped and removed at the end of the module. Skips, printing why, where cgroups
+    cannot be written (no root, no controllers)."""
+    run_id = f"itest-{os.getpid()}-{request.module.__name__.rsplit('.', 1)[-1]}"[:60]
+    made: list[cgroups.Cgroup] = []
+    started: list[RunningService] = []
+
+    def start(name: str, **kwargs) -> tuple[RunningService, ServiceBudget]:
+        group = cgroups.create_cgroup(run_id.replace("_", "-"), f"{name}-{len(made)}")
+        if not group.enforced:
+            print(f"\nno cgroup for the service budget: {group.reason}")
+            pytest.skip(f"no cgroup for the service budget: {group.reason}")
+        made.append(group)
+        budget = ServiceBudget(group)
+        kwargs.setdefault("artifacts_dir", contract_artifacts)
+        kwargs.setdefault("log_dir", tmp_path_factory.mktemp(f"budget-{name}"))
+        try:
+            service = start_service(all_services()[name], before_exec=(budget.join,), **kwargs)
+            started.append(service)
+        except ServiceStartError as error:
+            pytest.fail(str(error), pytrace=False)
+        return service, budget
+
+    yield start
+    for service in started:
+        service.stop()
+    for group in made:
+        cgroup_removal.remove_cgroup(group)
+    cgroup_removal.remove_run(run_id.replace("_", "-"))

@@ -2,7 +2,9 @@
 
 Every test runs against python-api-pkl, python-api-onnx and go-api-onnx, each a real process on
 free ports with its Prometheus endpoint on (tests/integration/conftest.py), or against the URLs
-in CONTRACT_TARGETS. The vectors are data in tests/contract/; expected predictions come from
+in CONTRACT_TARGETS. The two Python services run twice, once per FRAMEWORK (`lean`, the
+default, and `fastapi`): how the routes are written must not change a byte of what a client
+can rely on. The vectors are data in tests/contract/; expected predictions come from
 the pickled pipeline in this process, never from a stored answer.
 """
 
@@ -51,6 +53,16 @@ JSON_HEADERS = {"Content-Type": "application/json"}
 SETOSA = {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}
 DURATION = "http_server_request_duration_seconds"
 EXIT_TIMEOUT_S = 60.0
+FASTAPI = {"FRAMEWORK": "fastapi"}
+# (service, settings): every service as deployed, and the Python ones with FRAMEWORK=fastapi.
+VARIANTS = [
+    ("python-api-pkl", {}),
+    ("python-api-pkl", FASTAPI),
+    ("python-api-onnx", {}),
+    ("python-api-onnx", FASTAPI),
+    ("go-api-onnx", {}),
+]
+VARIANT_IDS = [f"{name}-{o['FRAMEWORK']}" if o else name for name, o in VARIANTS]
 
 
 # --- vectors → bytes ------------------------------------------------------------------------
@@ -207,9 +219,19 @@ def reference(contract_artifacts: Path) -> Reference:
     return Reference(contract_artifacts)
 
 
-@pytest.fixture(scope="module", params=SERVICE_NAMES)
+@pytest.fixture(scope="module", params=VARIANTS, ids=VARIANT_IDS)
 def service(request: pytest.FixtureRequest, service_pool):
-    return service_pool.get(request.param)
+    name, overrides = request.param
+    return service_pool.get(name, overrides)
+
+
+def _all_variants(service_pool) -> list[Any]:
+    """Every variant the pool can serve (CONTRACT_TARGETS: the plain services only)."""
+    return [
+        service_pool.get(name, overrides)
+        for name, overrides in VARIANTS
+        if not (service_pool.external and overrides)
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -277,16 +299,26 @@ def test_vectors_cover_the_contract(reference: Reference) -> None:
 # --- per service ----------------------------------------------------------------------------
 
 
-def test_healthz(client: httpx.Client, service, reference: Reference) -> None:
+def test_healthz(client: httpx.Client, service, reference: Reference, request) -> None:
     response = client.get("/healthz")
     assert response.status_code == 200
     assert response.headers.get("content-type", "").startswith("application/json")
     body = strict_json(response)
-    assert set(body) == {"status", "model_sha256", "runtime"}, body
+    assert set(body) == {"status", "model_sha256", "runtime", "framework", "startup"}, body
     assert body["status"] == "ok"
     model_file = all_services()[service.name].model_file
     assert body["model_sha256"] == reference.manifest["artifacts"][model_file]["sha256"]
     assert isinstance(body["runtime"], str) and body["runtime"].strip()
+    name, overrides = request.node.callspec.params["service"]
+    framework = "chi" if name == "go-api-onnx" else overrides.get("FRAMEWORK", "lean")
+    assert body["framework"] == framework, body
+    startup = body["startup"]
+    steps = ["imports_done_unix", "model_loaded_unix", "listening_unix"]
+    assert list(startup) == steps, startup
+    times = [startup[step] for step in steps]
+    assert all(isinstance(t, float) for t in times), startup
+    # Wall-clock seconds of this process's start-up, in order, and not in the future.
+    assert times == sorted(times) and time.time() - 3600 < times[0] <= times[2] <= time.time()
 
 
 def test_single_predictions_equal_sklearn(client: httpx.Client, reference: Reference) -> None:
@@ -494,12 +526,12 @@ def test_error_codes_identical_across_services(
 ) -> None:
     """Every error vector, and every request the contract leaves open: the same status and
     code from all three (fields are held to each vector per service, above)."""
-    services = [service_pool.get(name) for name in SERVICE_NAMES]
+    services = _all_variants(service_pool)
     clients = [client_for(s.base_url) for s in services]
     differences = []
     for vector in ERRORS + UNSPECIFIED:
         outcomes = {
-            s.name: (r.status_code, error_code(r))
+            s.variant: (r.status_code, error_code(r))
             for s, c in zip(services, clients, strict=True)
             for r in [send(c, vector["request"])]
         }
@@ -516,7 +548,7 @@ def test_probabilities_agree_across_services(
     service_pool, client_for: Callable[[str], httpx.Client]
 ) -> None:
     """Probabilities are compared as numbers, never as text: within 1e-6 of each other."""
-    services = [service_pool.get(name) for name in SERVICE_NAMES]
+    services = _all_variants(service_pool)
     clients = [client_for(s.base_url) for s in services]
     instances = [instance for _, instance in ALL_INSTANCES]
     requests = [
@@ -539,7 +571,7 @@ def test_probabilities_agree_across_services(
             difference = float(np.max(np.abs(answer - answers[0])))
             if difference > AGREEMENT:
                 problems.append(
-                    f"{vector['id']}: {service.name} differs from {services[0].name} by "
+                    f"{vector['id']}: {service.variant} differs from {services[0].variant} by "
                     f"{difference:.3g}"
                 )
     assert not problems, "\n".join(problems[:20])

@@ -52,7 +52,7 @@ pytestmark = pytest.mark.integration
 
 NAME = "go-api-onnx"
 INSTANCE = {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}
-HEALTH_KEYS = {"status", "model_sha256", "runtime"}
+HEALTH_KEYS = {"status", "model_sha256", "runtime", "framework", "startup"}
 EXIT_TIMEOUT_S = 60.0
 TOLERANCE = 1e-6  # services/CONTRACT.md: across implementations of the same graph
 CONTRACT_INSTANCES = json.loads(
@@ -157,6 +157,9 @@ SETTINGS_THAT_SERVE = {
     "gomaxprocs-2": {"GOMAXPROCS": "2"},
     "host-cpus": {"GODEBUG": "containermaxprocs=0,updatemaxprocs=0"},
     "span-delay": {"OTEL_BSP_SCHEDULE_DELAY": "3000"},
+    "http-limits": {
+        "HTTP_MAX_HEADER_BYTES": "1024", "HTTP_READ_HEADER_TIMEOUT": "1", "HTTP_READ_TIMEOUT": "1",
+    },
 }  # fmt: skip
 
 
@@ -199,6 +202,13 @@ def test_each_setting_value_starts_and_serves(
         assert gomaxprocs == start["num_cpu"], log  # the CPUs of the affinity mask
     else:
         assert gomaxprocs is not None and 1 <= gomaxprocs <= start["num_cpu"], log
+    listening = json.loads(next(line for line in log.splitlines() if '"msg":"listening"' in line))
+    assert listening["max_header_bytes"] == int(overrides.get("HTTP_MAX_HEADER_BYTES", "16384"))
+    assert listening["read_header_timeout_s"] == int(overrides.get("HTTP_READ_HEADER_TIMEOUT", "5"))
+    assert listening["read_timeout_s"] == int(overrides.get("HTTP_READ_TIMEOUT", "15"))
+    assert health["framework"] == listening["framework"] == "chi"
+    times = ("imports_done_unix", "model_loaded_unix", "listening_unix")
+    assert [health["startup"][key] for key in times] == [listening[key] for key in times]
     # chi's middleware.Logger writes its line before the response is flushed.
     access_lines = [line for line in log.splitlines() if '/predict HTTP/1.1" from ' in line]
     assert len(access_lines) == (3 if overrides.get("ACCESS_LOG") == "1" else 0), log
@@ -223,6 +233,10 @@ BAD_SETTINGS = [
     ("GOMAXPROCS", "two", {}),
     ("GOMAXPROCS", "1.5", {}),
     ("PORT", "abc", {}),
+    ("HTTP_MAX_HEADER_BYTES", "512", {}),
+    ("HTTP_MAX_HEADER_BYTES", "16k", {}),
+    ("HTTP_READ_HEADER_TIMEOUT", "0", {}),
+    ("HTTP_READ_TIMEOUT", "5s", {}),
 ]
 
 

@@ -10,10 +10,14 @@
   one line on stderr that names the problem, nothing served.
 - SIGTERM → exit status 0.
 - The measurement and as-published settings (CONTRACT.md, last section): every value of
-  PREDICT_STAGE, UVICORN_LOOP, UVICORN_HTTP, ACCESS_LOG and OTEL_TRACES_EXPORTER starts and
-  serves; every bad value exits 2 naming the variable; `noop` and `parse` answer the fixed
-  warm-up prediction and `parse` still rejects bad input with the contract's codes; telemetry
-  off installs no middleware at all; spans reach an OTLP/HTTP receiver.
+  PREDICT_STAGE, UVICORN_LOOP, UVICORN_HTTP, ACCESS_LOG, OTEL_TRACES_EXPORTER, FRAMEWORK,
+  UVICORN_WORKERS and the HTTP_* limits starts and serves; every bad value exits 2 naming the
+  variable; `noop` and `parse` answer the fixed warm-up prediction (both frameworks) and
+  `parse` still rejects bad input with the contract's codes; telemetry off installs no
+  middleware but the load shedder; spans reach an OTLP/HTTP receiver; UVICORN_WORKERS=2 runs
+  two worker processes, and a model only a worker finds unloadable still exits 2.
+- Hash and load the same bytes: MODEL_PATH as a FIFO that serves the manifest's bytes on its
+  first open and a malicious pickle on any later one; the service opens it once and serves.
 - Models beyond the default: the ZipMap file (`model_zipmap.onnx`) answers what the plain
   model answers; zoo-style classifiers (a random forest as a pickle and as a float64-input
   ONNX graph, a kNN on string labels in a non-sorted label order) are served, with
@@ -25,10 +29,12 @@ the service's own interpreter (`.venvs/<name>`), as `make setup` builds it.
 
 from __future__ import annotations
 
+import errno
 import gzip
 import hashlib
 import json
 import math
+import os
 import pickle
 import signal
 import subprocess
@@ -42,6 +48,7 @@ from typing import Any
 
 import httpx
 import numpy as np
+import psutil
 import pytest
 
 from helpers.model import manifest as manifest_io
@@ -242,6 +249,129 @@ def test_tampered_model_exits_2_before_loading(name: str, model_artifacts_copy: 
     assert result.stdout == ""
 
 
+class _WritesMarker:
+    """Unpickling this creates `marker`: a stand-in for the code a malicious pickle runs."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[Any, tuple[str, str]]:
+        return (open, (str(self.marker), "w"))
+
+
+@contextmanager
+def model_fifo(path: Path, first: bytes, later: bytes) -> Iterator[list[int]]:
+    """`path` becomes a FIFO whose writer serves `first` to its first reader and `later` to
+    every later one: a model file swapped between two opens, deterministically. Yields the
+    list of opens served (one number per reader)."""
+    path.unlink()
+    os.mkfifo(path)
+    opens: list[int] = []
+    closing = threading.Event()
+
+    def reader_gone() -> bool:
+        # Opening the write end without blocking fails (ENXIO) once no reader holds the FIFO;
+        # until then the next blocking open would join the same reader's stream.
+        if closing.is_set():
+            return True
+        try:
+            os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+        except OSError as error:
+            if error.errno == errno.ENXIO:
+                return True
+            raise
+        return False
+
+    def serve() -> None:
+        while True:
+            with path.open("wb") as fifo:  # blocks until a reader opens the FIFO
+                if closing.is_set():
+                    return
+                opens.append(len(opens) + 1)
+                fifo.write(first if len(opens) == 1 else later)
+            poll(reader_gone, timeout_s=600, interval_s=0.01, what="the reader to close")
+
+    writer = threading.Thread(target=serve, name="model-fifo", daemon=True)
+    writer.start()
+    try:
+        yield opens
+    finally:
+        closing.set()
+        release = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # lets the waiting writer return
+        writer.join(timeout=10)
+        os.close(release)
+
+
+@pytest.mark.parametrize("name", PYTHON_SERVICES)
+def test_model_swapped_between_hash_and_load_is_never_loaded(
+    name: str, model_artifacts_copy: Path, tmp_path: Path
+) -> None:
+    """The bytes hashed are the bytes loaded: MODEL_PATH is a FIFO that serves the manifest's
+    model on its first open and something else — for the pickle, a pickle that writes a marker
+    file when loaded — on any later one. A service that hashed the path and opened it again
+    to load would run that; this one opens it once, serves the verified model, and no marker
+    appears."""
+    spec = _spec(name)
+    model = model_artifacts_copy / spec.model_file
+    marker = tmp_path / "malicious-pickle-ran"
+    malicious = pickle.dumps(_WritesMarker(marker)) if name == "python-api-pkl" else b"\0" * 64
+    good = model.read_bytes()
+    with (
+        model_fifo(model, good, malicious) as opens,
+        running(spec, model_artifacts_copy, tmp_path) as service,
+    ):
+        response = httpx.post(f"{service.base_url}/predict", json=INSTANCE, timeout=30)
+        assert response.status_code == 200, response.text
+        health = httpx.get(f"{service.base_url}/healthz", timeout=30).json()
+        assert opens == [1], f"the model file was opened {len(opens)} times"
+    manifest = manifest_io.load(model_artifacts_copy / manifest_io.MANIFEST_NAME)
+    assert health["model_sha256"] == manifest["artifacts"][spec.model_file]["sha256"]
+    assert not marker.exists(), "the service loaded a second, unverified copy of the model"
+
+
+@pytest.mark.parametrize("name", PYTHON_SERVICES)
+def test_two_uvicorn_workers_serve_and_stop(
+    name: str, model_artifacts: Path, tmp_path: Path
+) -> None:
+    """UVICORN_WORKERS=2 (metrics off): two worker processes under the service's process,
+    each with its own start-up times; SIGTERM stops them all with status 0."""
+    overrides = {"UVICORN_WORKERS": "2", "OTEL_METRICS_EXPORTER": "none"}
+    with running(_spec(name), model_artifacts, tmp_path, overrides) as service:
+        parent = psutil.Process(service.process.pid)
+
+        def workers() -> list[psutil.Process] | None:
+            found = [p for p in parent.children() if "spawn_main" in " ".join(p.cmdline())]
+            return found if len(found) == 2 else None
+
+        spawned = poll(workers, timeout_s=START_TIMEOUT_S, what="two worker processes")
+        for _ in range(4):
+            response = httpx.post(f"{service.base_url}/predict", json=INSTANCE, timeout=30)
+            assert response.status_code == 200, response.text
+            _assert_prediction(response.json(), _labels(model_artifacts))
+        health = httpx.get(f"{service.base_url}/healthz", timeout=30).json()
+        assert health["startup"]["listening_unix"] is not None, health
+        service.process.send_signal(signal.SIGTERM)
+        assert service.process.wait(timeout=EXIT_TIMEOUT_S) == 0, service.log.read_text()
+    assert not [p for p in spawned if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    log = service.log.read_text()
+    assert log.count(", workers 2, pid ") == 2, log  # each worker's start-up line
+
+
+@pytest.mark.parametrize("name", PYTHON_SERVICES)
+def test_model_a_worker_cannot_load_exits_2(name: str, model_artifacts_copy: Path) -> None:
+    """With workers, a model that passes the hash check but does not fit the manifest (four
+    labels for three classes) is found by the workers: the service still exits 2, saying why,
+    instead of restarting them forever."""
+    path = model_artifacts_copy / manifest_io.MANIFEST_NAME
+    manifest = json.loads(path.read_text())
+    manifest["class_labels"] = [*manifest["class_labels"], "iris-unknown"]
+    path.write_text(json.dumps(manifest))
+    overrides = {"UVICORN_WORKERS": "2", "OTEL_METRICS_EXPORTER": "none"}
+    result = _start_expecting_failure(_spec(name), model_artifacts_copy, overrides)
+    assert result.returncode == 2, result.stderr
+    assert "iris-unknown" in result.stderr, result.stderr
+
+
 @pytest.mark.parametrize(
     ("name", "overrides", "named"),
     [
@@ -275,7 +405,7 @@ def test_sigterm_drains_and_exits_0(name: str, model_artifacts: Path, tmp_path: 
 # --- Shared checks ----------------------------------------------------------------------------
 
 CONTRACT_INSTANCES = Path(__file__).parents[1] / "contract" / "instances.json"
-HEALTH_KEYS = {"status", "model_sha256", "runtime"}
+HEALTH_KEYS = {"status", "model_sha256", "runtime", "framework", "startup"}
 
 
 def _instances(*groups: str) -> list[dict[str, float | None]]:
@@ -484,8 +614,21 @@ SETTINGS_THAT_SERVE = [
     {"PREDICT_STAGE": "noop"},
     # The original post's server: plain `uvicorn.run(app)`, access log on.
     {"UVICORN_LOOP": "asyncio", "UVICORN_HTTP": "h11", "ACCESS_LOG": "1"},
+    {"FRAMEWORK": "fastapi"},
+    {"FRAMEWORK": "fastapi", "PREDICT_STAGE": "parse"},
+    {"FRAMEWORK": "fastapi", "PREDICT_STAGE": "noop", "UVICORN_HTTP": "h11"},
+    {"FRAMEWORK": "lean", "UVICORN_WORKERS": "1"},
+    {
+        "HTTP_MAX_HEADER_BYTES": "1024",
+        "HTTP_READ_HEADER_TIMEOUT": "1",
+        "HTTP_READ_TIMEOUT": "1",
+        "HTTP_MAX_CONCURRENT_REQUESTS": "1",
+    },
 ]
-SETTINGS_IDS = ["explicit-defaults", "asyncio", "h11", "access-log", "parse", "noop", "published"]
+SETTINGS_IDS = [
+    "explicit-defaults", "asyncio", "h11", "access-log", "parse", "noop", "published",
+    "fastapi", "fastapi-parse", "fastapi-noop-h11", "lean-one-worker", "http-limits-lowest",
+]  # fmt: skip
 
 
 @pytest.mark.parametrize("overrides", SETTINGS_THAT_SERVE, ids=SETTINGS_IDS)
@@ -507,13 +650,18 @@ def test_each_setting_value_starts_and_serves(
     expected_keys = HEALTH_KEYS | ({"predict_stage"} if stage != "full" else set())
     assert set(health) == expected_keys, health
     assert health.get("predict_stage", "full") == stage
+    assert health["framework"] == overrides.get("FRAMEWORK", "lean")
 
     log = service.log_path.read_text()
     loop = overrides.get("UVICORN_LOOP", "uvloop")
     http = overrides.get("UVICORN_HTTP", "httptools")
     access_log = overrides.get("ACCESS_LOG", "0") == "1"
-    started = f"{loop} + {http}, access log {'on' if access_log else 'off'}"
+    started = f"{loop} + {http}, access log {'on' if access_log else 'off'}, workers 1"
     assert started in log, log
+    assert f"framework {health['framework']}," in log, log
+    times = health["startup"]
+    logged = " ".join(f"{key}={value:.6f}" for key, value in times.items())
+    assert logged in log, log  # the start-up line tells the same times as /healthz
     # uvicorn writes the access line as the response starts, so it is in the log by now.
     access_lines = [line for line in log.splitlines() if '"POST /predict HTTP/1.1" 200' in line]
     assert bool(access_lines) == access_log, log
@@ -537,6 +685,25 @@ BAD_SETTINGS = [
         "3s",
     ),
     ("python-api-pkl", {"OTEL_BSP_SCHEDULE_DELAY": "0"}, "OTEL_BSP_SCHEDULE_DELAY", "0"),
+    ("python-api-pkl", {"FRAMEWORK": "flask"}, "FRAMEWORK", "flask"),
+    ("python-api-onnx", {"FRAMEWORK": "starlette"}, "FRAMEWORK", "starlette"),
+    ("python-api-pkl", {"UVICORN_WORKERS": "0"}, "UVICORN_WORKERS", "0"),
+    ("python-api-onnx", {"UVICORN_WORKERS": "65"}, "UVICORN_WORKERS", "65"),
+    ("python-api-pkl", {"UVICORN_WORKERS": "two"}, "UVICORN_WORKERS", "two"),
+    # Metrics on (the default) with several workers: each would export its own series.
+    ("python-api-onnx", {"UVICORN_WORKERS": "2"}, "UVICORN_WORKERS", "2"),
+    ("python-api-pkl", {"HTTP_MAX_HEADER_BYTES": "512"}, "HTTP_MAX_HEADER_BYTES", "512"),
+    ("python-api-onnx", {"HTTP_MAX_HEADER_BYTES": "16k"}, "HTTP_MAX_HEADER_BYTES", "16k"),
+    ("python-api-pkl", {"HTTP_READ_HEADER_TIMEOUT": "0"}, "HTTP_READ_HEADER_TIMEOUT", "0"),
+    ("python-api-onnx", {"HTTP_READ_TIMEOUT": "5s"}, "HTTP_READ_TIMEOUT", "5s"),
+    # Shorter than the head's default 5 s.
+    ("python-api-pkl", {"HTTP_READ_TIMEOUT": "3"}, "HTTP_READ_TIMEOUT", "3"),
+    (
+        "python-api-onnx",
+        {"HTTP_MAX_CONCURRENT_REQUESTS": "0"},
+        "HTTP_MAX_CONCURRENT_REQUESTS",
+        "0",
+    ),
     (
         "python-api-pkl",
         {"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "collector:4318"},
@@ -581,16 +748,25 @@ PARSE_STAGE_ERRORS = [
 ]  # fmt: skip
 
 
+@pytest.mark.parametrize("framework", ["lean", "fastapi"])
 @pytest.mark.parametrize("stage", ["noop", "parse"])
 @pytest.mark.parametrize("name", PYTHON_SERVICES)
 def test_measurement_stage_answers_the_fixed_warmup_prediction(
-    name: str, stage: str, launch_service: Callable[..., Any], model_artifacts: Path
+    name: str,
+    stage: str,
+    framework: str,
+    launch_service: Callable[..., Any],
+    model_artifacts: Path,
 ) -> None:
     """`noop` and `parse` answer the prediction for an all-missing instance (the start-up
-    warm-up) whatever the body; `parse` still answers every malformed request as `full`."""
+    warm-up) whatever the body, with either FRAMEWORK; `parse` still answers every malformed
+    request as `full`, and `noop` reads the body under the same 64 KiB cap (413 beyond)."""
     labels = _labels(model_artifacts)
     service = launch_service(
-        name, artifacts_dir=model_artifacts, metrics=False, overrides={"PREDICT_STAGE": stage}
+        name,
+        artifacts_dir=model_artifacts,
+        metrics=False,
+        overrides={"PREDICT_STAGE": stage, "FRAMEWORK": framework},
     )
     with httpx.Client(base_url=service.base_url, timeout=30) as client:
         assert client.get("/healthz").json()["predict_stage"] == stage
@@ -606,9 +782,16 @@ def test_measurement_stage_answers_the_fixed_warmup_prediction(
         predictions = batch.json()["predictions"]
         assert predictions == [first.json()] * (3 if stage == "parse" else 1)
 
-        if stage == "noop":  # the body is read but never looked at
+        if stage == "noop":  # the body is read but never looked at, up to the contract's cap
             garbage = client.post("/predict", content=b"not json", headers={"content-type": JSON})
             assert garbage.status_code == 200 and garbage.content == first.content
+            for path in ("/predict", "/predict/batch"):
+                for chunked in (False, True):  # declared, or counted as it arrives
+                    body = b"{}" + b" " * 65536
+                    content = iter([body[:40000], body[40000:]]) if chunked else body
+                    huge = client.post(path, content=content, headers={"content-type": JSON})
+                    assert huge.status_code == 413, (path, chunked, huge.text)
+                    assert huge.json()["error"]["code"] == "payload_too_large"
             return
         for path, content_type, body, status, code, field_name in PARSE_STAGE_ERRORS:
             response = client.post(path, content=body, headers={"content-type": content_type})
@@ -619,12 +802,20 @@ def test_measurement_stage_answers_the_fixed_warmup_prediction(
             assert error.get("field") == field_name, context
 
 
+SHEDDER = "ConcurrencyLimit"  # iris_serving.overload: HTTP_MAX_CONCURRENT_REQUESTS
+
+
 @pytest.mark.parametrize(
     ("overrides", "middleware", "instrumented", "sdk_loaded"),
     [
-        ({"OTEL_METRICS_EXPORTER": "none"}, [], False, False),
-        ({"OTEL_METRICS_EXPORTER": "prometheus"}, ["RequestDurationMiddleware"], False, True),
-        ({"OTEL_METRICS_EXPORTER": "none", "OTEL_TRACES_EXPORTER": "otlp"}, [], True, True),
+        ({"OTEL_METRICS_EXPORTER": "none"}, [SHEDDER], False, False),
+        (
+            {"OTEL_METRICS_EXPORTER": "prometheus"},
+            ["RequestDurationMiddleware", SHEDDER],
+            False,
+            True,
+        ),
+        ({"OTEL_METRICS_EXPORTER": "none", "OTEL_TRACES_EXPORTER": "otlp"}, [SHEDDER], True, True),
     ],
     ids=["telemetry-off", "metrics-only", "traces-only"],
 )
@@ -637,9 +828,10 @@ def test_telemetry_off_installs_nothing_on_the_app(
     sdk_loaded: bool,
     model_artifacts: Path,
 ) -> None:
-    """Metrics and traces off: no middleware and not even the OpenTelemetry SDK loaded (FastAPI
-    itself imports the API's context module), so the ladder's "metrics off" rung costs
-    nothing per request. Metrics alone: the lean recorder only. Tracing: the OpenTelemetry
+    """Metrics and traces off: no middleware but the load shedder (on every rung alike) and not
+    even the OpenTelemetry SDK loaded (FastAPI itself imports the API's context module), so
+    the ladder's "metrics off" rung costs nothing per request for telemetry. Metrics alone:
+    the lean recorder, outside the shedder so it records the 503s. Tracing: the OpenTelemetry
     FastAPI instrumentation (as published)."""
     report = _start_up_report(name, model_artifacts, overrides)
     assert report["middleware"] == middleware

@@ -42,7 +42,11 @@ func fail(status int, err error) int {
 	return status
 }
 
+// unixSeconds is a wall-clock time as /healthz's "startup" shows it.
+func unixSeconds(t time.Time) float64 { return float64(t.UnixNano()) / 1e9 }
+
 func run() int {
+	startup := &httpapi.Startup{ImportsDone: unixSeconds(time.Now())}
 	cfg, err := config.Load(os.LookupEnv)
 	if err != nil {
 		return fail(2, err)
@@ -76,6 +80,7 @@ func run() int {
 		return fail(2, err)
 	}
 	defer classifier.Close()
+	startup.ModelLoaded = unixSeconds(time.Now())
 	runtimeText := fmt.Sprintf("onnxruntime %s (onnxruntime_go; %s)", ortVersion, classifier.Description())
 	logger.Info("model loaded", "model", cfg.ModelPath, "sha256", classifier.SHA256(), "runtime", runtimeText)
 
@@ -97,11 +102,15 @@ func run() int {
 		AccessLog:  cfg.AccessLog,
 		Stage:      cfg.PredictStage,
 		Fixed:      classifier.Warmup(),
+		Startup:    startup,
 	})
+	// The read limits are the contract's HTTP_* settings (the Python services read the same);
+	// net/http closes a connection whose head is late or too large (431) by itself.
 	server := &http.Server{
 		Handler:           tel.Instrument(router, httpapi.Routes()),
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       15 * time.Second,
+		MaxHeaderBytes:    cfg.MaxHeaderBytes,
+		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
+		ReadTimeout:       cfg.ReadTimeout,
 		WriteTimeout:      30 * time.Second, // a response's whole life, queueing under overload included
 		IdleTimeout:       120 * time.Second,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
@@ -111,7 +120,11 @@ func run() int {
 		_ = tel.Shutdown(context.Background())
 		return fail(1, fmt.Errorf("listening on %s (HOST, PORT): %w", cfg.Addr(), err))
 	}
-	attrs := []any{"addr", listener.Addr().String(), "metrics_exporter", cfg.MetricsExporter}
+	startup.Listening = unixSeconds(time.Now()) // before Serve: no request reads it earlier
+	attrs := []any{"addr", listener.Addr().String(), "metrics_exporter", cfg.MetricsExporter,
+		"framework", httpapi.Framework, "max_header_bytes", cfg.MaxHeaderBytes,
+		"read_header_timeout_s", cfg.ReadHeaderTimeout.Seconds(), "read_timeout_s", cfg.ReadTimeout.Seconds(),
+		"imports_done_unix", startup.ImportsDone, "model_loaded_unix", startup.ModelLoaded, "listening_unix", startup.Listening}
 	if cfg.MetricsExporter == "prometheus" {
 		attrs = append(attrs, "metrics_addr", cfg.PrometheusAddr())
 	}

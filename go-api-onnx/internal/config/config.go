@@ -46,6 +46,12 @@ type Config struct {
 	AccessLog       bool          // ACCESS_LOG: chi's middleware.Logger, a line per request
 	TracesExporter  string        // OTEL_TRACES_EXPORTER: none | otlp (OTLP/HTTP)
 	SpanExportDelay time.Duration // OTEL_BSP_SCHEDULE_DELAY, milliseconds in the environment
+
+	// What one client may hold (CONTRACT.md, "Abusive clients"), with the Python services'
+	// names and defaults; net/http's fields of the same meaning.
+	MaxHeaderBytes    int           // HTTP_MAX_HEADER_BYTES: http.Server.MaxHeaderBytes
+	ReadHeaderTimeout time.Duration // HTTP_READ_HEADER_TIMEOUT, seconds in the environment
+	ReadTimeout       time.Duration // HTTP_READ_TIMEOUT, seconds: the whole request, body included
 }
 
 // Addr is the API's listen address.
@@ -82,6 +88,13 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 		TracesExporter: env.choice("OTEL_TRACES_EXPORTER", "none", "none", "otlp"),
 		// Read by the SDK too, but checked here so a typo is exit 2, not a silent default.
 		SpanExportDelay: time.Millisecond * time.Duration(env.integer("OTEL_BSP_SCHEDULE_DELAY", "5000", 1, 3_600_000, "milliseconds")),
+	}
+	cfg.MaxHeaderBytes = env.integer("HTTP_MAX_HEADER_BYTES", "16384", 1024, 1<<20, "a number of bytes")
+	cfg.ReadHeaderTimeout = time.Second * time.Duration(env.integer("HTTP_READ_HEADER_TIMEOUT", "5", 1, 3600, "seconds"))
+	cfg.ReadTimeout = time.Second * time.Duration(env.integer("HTTP_READ_TIMEOUT", "15", 1, 3600, "seconds"))
+	if env.err == nil && cfg.ReadTimeout < cfg.ReadHeaderTimeout {
+		env.fail("HTTP_READ_TIMEOUT=%d is shorter than HTTP_READ_HEADER_TIMEOUT=%d: expected a whole request to be allowed at least as long as its head",
+			int(cfg.ReadTimeout.Seconds()), int(cfg.ReadHeaderTimeout.Seconds()))
 	}
 	cfg.PrometheusHost = env.get("OTEL_EXPORTER_PROMETHEUS_HOST", cfg.Host)
 	env.gomaxprocs()

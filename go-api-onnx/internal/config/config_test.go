@@ -25,6 +25,7 @@ func TestDefaults(t *testing.T) {
 		PrometheusHost: "127.0.0.1", PrometheusPort: 9464,
 		IntraOpThreads: 1, AllowSpinning: false, OrtSharedLibPath: "libonnxruntime.so",
 		PredictStage: "full", AccessLog: false, TracesExporter: "none", SpanExportDelay: 5 * time.Second,
+		MaxHeaderBytes: 16384, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 15 * time.Second,
 	}
 	if cfg != want {
 		t.Errorf("defaults:\n got %+v\nwant %+v", cfg, want)
@@ -62,6 +63,10 @@ func TestGoodValues(t *testing.T) {
 		{map[string]string{"GOMAXPROCS": "+2"}, func(c Config) bool { return true }}, // the runtime's strconv.ParseInt takes it
 		{map[string]string{"GOMAXPROCS": ""}, func(c Config) bool { return true }},
 		{map[string]string{"GODEBUG": "containermaxprocs=0,updatemaxprocs=0"}, func(c Config) bool { return true }},
+		{map[string]string{"HTTP_MAX_HEADER_BYTES": "1048576"}, func(c Config) bool { return c.MaxHeaderBytes == 1<<20 }},
+		{map[string]string{"HTTP_READ_HEADER_TIMEOUT": "2", "HTTP_READ_TIMEOUT": "2"}, func(c Config) bool {
+			return c.ReadHeaderTimeout == 2*time.Second && c.ReadTimeout == 2*time.Second
+		}},
 	}
 	for _, tc := range cases {
 		cfg, err := Load(lookupFrom(tc.env))
@@ -108,6 +113,12 @@ func TestInvalidSettingsNameTheVariableAndValue(t *testing.T) {
 		{map[string]string{"GOMAXPROCS": "1.5"}, "GOMAXPROCS", "1.5"},
 		{map[string]string{"GOMAXPROCS": " 2"}, "GOMAXPROCS", " 2"}, // the runtime does not trim
 		{map[string]string{"GOMAXPROCS": "99999999999"}, "GOMAXPROCS", "99999999999"},
+		{map[string]string{"HTTP_MAX_HEADER_BYTES": "512"}, "HTTP_MAX_HEADER_BYTES", "512"},
+		{map[string]string{"HTTP_MAX_HEADER_BYTES": "16k"}, "HTTP_MAX_HEADER_BYTES", "16k"},
+		{map[string]string{"HTTP_READ_HEADER_TIMEOUT": "0"}, "HTTP_READ_HEADER_TIMEOUT", "0"},
+		{map[string]string{"HTTP_READ_HEADER_TIMEOUT": "5s"}, "HTTP_READ_HEADER_TIMEOUT", "5s"},
+		{map[string]string{"HTTP_READ_TIMEOUT": "-1"}, "HTTP_READ_TIMEOUT", "-1"},
+		{map[string]string{"HTTP_READ_TIMEOUT": "3"}, "HTTP_READ_TIMEOUT", "3"}, // below the head's 5
 	}
 	for _, tc := range cases {
 		_, err := Load(lookupFrom(tc.env))
@@ -116,7 +127,7 @@ func TestInvalidSettingsNameTheVariableAndValue(t *testing.T) {
 			continue
 		}
 		prefix := tc.variable + "=\"" + tc.value + "\""
-		if tc.variable == "OTEL_EXPORTER_PROMETHEUS_PORT" && tc.value == "9464" {
+		if (tc.variable == "OTEL_EXPORTER_PROMETHEUS_PORT" && tc.value == "9464") || (tc.variable == "HTTP_READ_TIMEOUT" && tc.value == "3") {
 			prefix = tc.variable + "=" + tc.value
 		}
 		if !strings.HasPrefix(err.Error(), prefix) || !strings.Contains(err.Error(), "expected") || strings.Contains(err.Error(), "\n") {

@@ -7,10 +7,12 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 
 	"github.com/go-json-experiment/json/jsontext"
 )
@@ -43,6 +45,22 @@ func invalidJSON(err error) *Error {
 
 func validation(field, format string, args ...any) *Error {
 	return &Error{Status: http.StatusUnprocessableEntity, Code: "validation_error", Message: fmt.Sprintf(format, args...), Field: field}
+}
+
+// StatusClientClosedRequest is nginx's 499: the client went away (or was cut off by
+// HTTP_READ_TIMEOUT) before its body had arrived. It is never written to the wire: the
+// handler is aborted instead (writeError), and the telemetry records 499 (CONTRACT.md).
+const StatusClientClosedRequest = 499
+
+// readError is the answer to a body that could not be read in full: a client abort when the
+// connection ended or timed out, a 400 when the bytes themselves were wrong (e.g. a malformed
+// chunked encoding).
+func readError(err error) *Error {
+	var netErr net.Error
+	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) || (errors.As(err, &netErr) && netErr.Timeout()) {
+		return &Error{Status: StatusClientClosedRequest, Code: "client_closed_request", Message: "the client left before its body arrived: " + err.Error()}
+	}
+	return invalidJSON(fmt.Errorf("the body could not be read completely (%v)", err))
 }
 
 func tooLarge() *Error {
@@ -83,7 +101,7 @@ func ReadPredictRequest(body io.Reader, batch bool, features []string) (Request,
 	defer d.release()
 	d.limit = io.LimitedReader{R: body, N: MaxBodyBytes + 1}
 	if _, err := d.body.ReadFrom(&d.limit); err != nil && d.body.Len() <= MaxBodyBytes {
-		return Request{}, invalidJSON(fmt.Errorf("the body could not be read completely (%v)", err))
+		return Request{}, readError(err)
 	}
 	return d.decode(batch, features)
 }

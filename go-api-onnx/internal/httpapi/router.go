@@ -49,7 +49,22 @@ type Options struct {
 	// look at it, answer Fixed; a batch gets one). Fixed is the start-up warm-up prediction.
 	Stage string
 	Fixed model.Prediction
+	// Startup is /healthz's "startup": wall-clock times of the start-up's steps, read at each
+	// request (main sets Listening before it serves). Nil leaves it out.
+	Startup *Startup
 }
+
+// Startup holds unix seconds: when main began (Go has no import phase to speak of), when the
+// model was verified, loaded and had answered its warm-up (ONNX Runtime's library is loaded
+// in that step), and when the socket was listening.
+type Startup struct {
+	ImportsDone float64 `json:"imports_done_unix"`
+	ModelLoaded float64 `json:"model_loaded_unix"`
+	Listening   float64 `json:"listening_unix"`
+}
+
+// Framework is /healthz's "framework": how this service's HTTP layer is written.
+const Framework = "chi"
 
 // Routes are the paths the router serves (for the telemetry's http.route).
 func Routes() []string { return slices.Collect(maps.Keys(routes)) }
@@ -81,11 +96,13 @@ func NewRouter(p Predictor, opts Options) http.Handler {
 		labels:    p.Labels(),
 		render:    newRenderer(p.Labels()),
 		health: struct {
-			Status       string `json:"status"`
-			ModelSHA256  string `json:"model_sha256"`
-			Runtime      string `json:"runtime"`
-			PredictStage string `json:"predict_stage,omitempty"` // only when not full
-		}{"ok", p.SHA256(), opts.Runtime, strings.TrimPrefix(opts.Stage, "full")},
+			Status       string   `json:"status"`
+			ModelSHA256  string   `json:"model_sha256"`
+			Runtime      string   `json:"runtime"`
+			Framework    string   `json:"framework"`
+			PredictStage string   `json:"predict_stage,omitempty"` // only when not full
+			Startup      *Startup `json:"startup,omitempty"`
+		}{"ok", p.SHA256(), opts.Runtime, Framework, strings.TrimPrefix(opts.Stage, "full"), opts.Startup},
 		logger: opts.Logger,
 	}
 
@@ -174,8 +191,9 @@ func (a *api) parseOnly(fixed model.Prediction) func(batch bool) http.HandlerFun
 	}
 }
 
-// noop is the stage "noop": the body is read off the socket (as far as the contract's limit)
-// and never looked at; the answer is the fixed prediction (a batch gets one).
+// noop is the stage "noop": the body is read off the socket under the contract's limit (a
+// larger one is a 413, as in full) and never looked at; the answer is the fixed prediction
+// (a batch gets one).
 func (a *api) noop(fixed model.Prediction) func(batch bool) http.HandlerFunc {
 	one := a.render.appendPrediction(nil, fixed)
 	return func(batch bool) http.HandlerFunc {
@@ -184,8 +202,19 @@ func (a *api) noop(fixed model.Prediction) func(batch bool) http.HandlerFunc {
 			body = slices.Concat([]byte(batchHead), one, []byte(batchTail))
 		}
 		return func(w http.ResponseWriter, r *http.Request) {
-			_, _ = io.Copy(io.Discard, io.LimitReader(r.Body, MaxBodyBytes+1))
-			writeBody(w, http.StatusOK, body)
+			if r.ContentLength > MaxBodyBytes {
+				writeError(w, tooLarge())
+				return
+			}
+			n, err := io.Copy(io.Discard, io.LimitReader(r.Body, MaxBodyBytes+1))
+			switch {
+			case n > MaxBodyBytes:
+				writeError(w, tooLarge())
+			case err != nil:
+				writeError(w, readError(err))
+			default:
+				writeBody(w, http.StatusOK, body)
+			}
 		}
 	}
 }
@@ -321,6 +350,12 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	writeBody(w, status, body)
 }
 
+// writeError answers a contract error. A client abort (499) is not answered: the handler is
+// aborted with http.ErrAbortHandler, which net/http takes as "close the connection, log
+// nothing", and the telemetry's recorder counts the request as 499.
 func writeError(w http.ResponseWriter, e *Error) {
+	if e.Status == StatusClientClosedRequest {
+		panic(http.ErrAbortHandler)
+	}
 	writeJSON(w, e.Status, map[string]*Error{"error": e})
 }

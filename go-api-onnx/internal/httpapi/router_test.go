@@ -246,7 +246,7 @@ func TestPredictAndBatch(t *testing.T) {
 func TestHealthz(t *testing.T) {
 	h, c := realRouter(t)
 	w := do(h, "GET", "/healthz", "", "")
-	want := `{"status":"ok","model_sha256":"` + c.SHA256() + `","runtime":"onnxruntime test"}`
+	want := `{"status":"ok","model_sha256":"` + c.SHA256() + `","runtime":"onnxruntime test","framework":"chi"}`
 	if w.Code != 200 || w.Body.String() != want {
 		t.Errorf("got %d %s, want %s", w.Code, w.Body, want)
 	}
@@ -284,7 +284,7 @@ func TestMeasurementStages(t *testing.T) {
 		for _, accessLog := range []bool{false, true} {
 			h := NewRouter(c, Options{Stage: stage, Fixed: c.Warmup(), AccessLog: accessLog, Runtime: "rt"})
 			health := do(h, "GET", "/healthz", "", "").Body.String()
-			if want := `{"status":"ok","model_sha256":"` + c.SHA256() + `","runtime":"rt","predict_stage":"` + stage + `"}`; health != want {
+			if want := `{"status":"ok","model_sha256":"` + c.SHA256() + `","runtime":"rt","framework":"chi","predict_stage":"` + stage + `"}`; health != want {
 				t.Errorf("%s: /healthz %s, want %s", stage, health, want)
 			}
 			for _, body := range []string{`{"sepal_length": 6.7, "sepal_width": 3.0, "petal_length": 5.2, "petal_width": 2.3}`, `{}`} {
@@ -382,4 +382,60 @@ func TestRendererWritesWhatTheEncoderWrites(t *testing.T) {
 			t.Errorf("rendered %s\n encoder %s", got, want)
 		}
 	}
+}
+
+func TestHealthzShowsStartupTimes(t *testing.T) {
+	_, c := realRouter(t)
+	startup := &Startup{ImportsDone: 1, ModelLoaded: 2}
+	h := NewRouter(c, Options{Runtime: "rt", Startup: startup})
+	startup.Listening = 3.5 // set by main after the router is built, before it serves
+	want := `{"status":"ok","model_sha256":"` + c.SHA256() + `","runtime":"rt","framework":"chi",` +
+		`"startup":{"imports_done_unix":1,"model_loaded_unix":2,"listening_unix":3.5}}`
+	if w := do(h, "GET", "/healthz", "", ""); w.Body.String() != want {
+		t.Errorf("got %s, want %s", w.Body, want)
+	}
+}
+
+// A body that ends early (the client left, or HTTP_READ_TIMEOUT cut it off) aborts the
+// handler — net/http then closes the connection without an answer — in every stage; a body
+// whose bytes are wrong is still a 400, and noop answers an oversized body 413 as full does.
+func TestBodyReadFailures(t *testing.T) {
+	_, c := realRouter(t)
+	const js = "application/json"
+	for _, stage := range []string{"full", "parse", "noop"} {
+		h := NewRouter(c, Options{Stage: stage, Fixed: c.Warmup()})
+		for name, failure := range map[string]error{"client left": io.ErrUnexpectedEOF, "read timeout": timeoutError{}} {
+			r := httptest.NewRequest("POST", "/predict", io.MultiReader(strings.NewReader(`{"sepal_len`), errorReader{failure}))
+			r.Header.Set("Content-Type", js)
+			if recovered := serveRecovering(h, r); recovered != http.ErrAbortHandler {
+				t.Errorf("%s, %s: recovered %v, want http.ErrAbortHandler", stage, name, recovered)
+			}
+		}
+		r := httptest.NewRequest("POST", "/predict", errorReader{errors.New("malformed chunked encoding")})
+		r.Header.Set("Content-Type", js)
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		if w.Code != 400 {
+			t.Errorf("%s: a malformed body answered %d %s, want 400", stage, w.Code, w.Body)
+		}
+		if w := do(h, "POST", "/predict", js, "{}"+strings.Repeat(" ", MaxBodyBytes)); w.Code != 413 {
+			t.Errorf("%s: an oversized body answered %d, want 413", stage, w.Code)
+		}
+	}
+}
+
+type errorReader struct{ err error }
+
+func (e errorReader) Read([]byte) (int, error) { return 0, e.err }
+
+type timeoutError struct{}
+
+func (timeoutError) Error() string   { return "i/o timeout" }
+func (timeoutError) Timeout() bool   { return true }
+func (timeoutError) Temporary() bool { return true }
+
+func serveRecovering(h http.Handler, r *http.Request) (recovered any) {
+	defer func() { recovered = recover() }()
+	h.ServeHTTP(httptest.NewRecorder(), r)
+	return nil
 }

@@ -12,6 +12,9 @@ import (
 
 const (
 	durationName = "http.server.request.duration"
+	// statusClientClosedRequest is recorded for a request whose handler was aborted because
+	// the client left before its body arrived (httpapi.StatusClientClosedRequest; CONTRACT.md).
+	statusClientClosedRequest = 499
 	// maxAttributeSets bounds the cache of attribute sets: methods and statuses vary little,
 	// but a client could send many unknown methods (all recorded as _OTHER anyway).
 	maxAttributeSets = 256
@@ -65,7 +68,16 @@ func (d *durationRecorder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	start := time.Now()
 	sw := &statusWriter{ResponseWriter: w}
+	completed := false
+	defer func() {
+		// Only http.ErrAbortHandler gets here (the router answers every other panic with a
+		// 500): the handler gave up on a client that left mid-body, a client abort.
+		if !completed {
+			d.histogram.Record(r.Context(), time.Since(start).Seconds(), d.optionsFor(r, statusClientClosedRequest)...)
+		}
+	}()
 	d.next.ServeHTTP(sw, r)
+	completed = true
 	if sw.status == 0 {
 		sw.status = http.StatusOK // nothing written: net/http answers 200
 	}

@@ -115,6 +115,26 @@ func TestDurationRecorderCarriesRouteStatusMethodAndSkipsHealthz(t *testing.T) {
 	}
 }
 
+// A handler aborted with http.ErrAbortHandler (the client left mid-body) is a client abort:
+// recorded as 499, and the panic still reaches net/http, which closes the connection.
+func TestAbortedHandlerIsRecordedAs499(t *testing.T) {
+	tel, reader := withMeters(t, false)
+	r := chi.NewRouter()
+	r.Post("/predict", func(http.ResponseWriter, *http.Request) { panic(http.ErrAbortHandler) })
+	h := tel.Instrument(r, []string{"/predict"})
+	func() {
+		defer func() {
+			if recovered := recover(); recovered != http.ErrAbortHandler {
+				t.Errorf("recovered %v, want http.ErrAbortHandler passed on", recovered)
+			}
+		}()
+		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("POST", "/predict", nil))
+	}()
+	if counts, _ := recorded(t, reader); !reflect.DeepEqual(counts, map[string]uint64{"POST /predict 499": 1}) {
+		t.Errorf("recorded %v, want one POST /predict 499", counts)
+	}
+}
+
 // Spans on (as published): otelhttp records the histogram and a span per request, named
 // "METHOD route" by RouteLabel; /healthz has neither.
 func TestSpansNameTheRouteAndTheHistogramStillCarriesIt(t *testing.T) {

@@ -176,11 +176,11 @@ class OrtPredictor:
 
 
 def load_predictor(artifact: VerifiedArtifact, env: Mapping[str, str]) -> OrtPredictor:
-    """A CPU session on a file whose sha256 already matched the manifest."""
+    """A CPU session on the bytes whose sha256 matched the manifest (never the path again)."""
     settings = OrtSettings.from_env(env)
     try:
         session = ort.InferenceSession(
-            str(artifact.path), settings.session_options(), providers=["CPUExecutionProvider"]
+            artifact.data, settings.session_options(), providers=["CPUExecutionProvider"]
         )
     except Exception as error:  # a matching hash with a model this runtime cannot load
         raise ConfigError(

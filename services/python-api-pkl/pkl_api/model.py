@@ -127,11 +127,11 @@ def _describe(classifier: object) -> str:
 
 
 def load_predictor(artifact: VerifiedArtifact, env: Mapping[str, str]) -> SklearnPredictor:
-    """Unpickle a file whose sha256 already matched the manifest (the artifact proves it)."""
+    """Unpickle the bytes whose sha256 matched the manifest (the artifact holds them: the file
+    is never opened again, so what is unpickled is what was checked)."""
     _remember_absent_modules()
     try:
-        with artifact.path.open("rb") as handle:
-            classifier = pickle.load(handle)  # safe only because the hash was checked first
+        classifier = pickle.loads(artifact.data)  # safe only because these bytes were checked
     except Exception as error:  # a matching hash with an unloadable pickle: wrong environment
         raise ConfigError(
             f"{artifact.path} matches the manifest but cannot be unpickled here "

@@ -1,5 +1,9 @@
 """The FastAPI application: three routes around one `Predictor`, identical for both services.
 
+FRAMEWORK picks how the two prediction routes are written: `lean` (the default, below) or
+`fastapi` (iris_serving.fastapi_routes: path operations with the contract's pydantic models).
+Everything else — /healthz, error handlers, load shedding, telemetry — is the same app's.
+
 Handlers are `async def` and predict inline on the event loop. A prediction takes tens of
 microseconds (about a millisecond for a full batch); handing it to a thread pool, as a plain
 `def` handler would, costs more than the work itself and adds GIL hand-offs on a process that
@@ -17,20 +21,24 @@ from typing import Protocol
 
 import numpy as np
 from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from iris_serving.artifact import VerifiedArtifact
 from iris_serving.contract import BatchRequest, Health, Instance
 from iris_serving.errors import (
     ContractError,
+    client_abort_handler,
     contract_error_handler,
     http_error_handler,
     internal_error_handler,
 )
-from iris_serving.requests import parse_json_object, read_body, validate
+from iris_serving.overload import ConcurrencyLimit
+from iris_serving.requests import parse_json_object, read_body, read_capped_body, validate
 from iris_serving.settings import ConfigError, Settings
+from iris_serving.startup import StartupTimes
 
 
 class Predictor(Protocol):
@@ -46,7 +54,7 @@ class Predictor(Protocol):
     def predict(self, rows: np.ndarray) -> np.ndarray: ...
 
 
-def _rows(instances: Sequence[Instance]) -> np.ndarray:
+def rows_of(instances: Sequence[Instance]) -> np.ndarray:
     # numpy turns None into NaN for a float array: "missing" reaches the imputer as in training.
     return np.array([instance.row() for instance in instances], dtype=np.float64)
 
@@ -83,15 +91,7 @@ class Renderer:
         computes in float32, and features near its maximum overflow to NaN.
         """
         rows: list[list[float]] = probabilities.tolist()
-        if len(rows) == 1:  # the common case: a plain check beats two numpy reductions
-            finite = all(map(isfinite, rows[0]))
-        else:
-            finite = bool(np.isfinite(probabilities).all())
-        if not finite:
-            index = int(np.flatnonzero(~np.isfinite(probabilities).all(axis=1))[0])
-            raise ContractError(
-                422, "validation_error", UNSCORABLE, f"instances[{index}]" if batch else None
-            )
+        check_scorable(probabilities, rows, batch)
         heads, keys = self._heads, self._keys
         rendered = []
         for row in rows:
@@ -99,6 +99,19 @@ class Renderer:
             pairs = ",".join([key + repr(value) for key, value in zip(keys, row, strict=True)])
             rendered.append(f"{heads[class_id]}{pairs}}}}}")
         return rendered
+
+
+def check_scorable(probabilities: np.ndarray, rows: list[list[float]], batch: bool) -> None:
+    """Row 11: a ContractError (422) for the first row the model could not score."""
+    if len(rows) == 1:  # the common case: a plain check beats two numpy reductions
+        finite = all(map(isfinite, rows[0]))
+    else:
+        finite = bool(np.isfinite(probabilities).all())
+    if not finite:
+        index = int(np.flatnonzero(~np.isfinite(probabilities).all(axis=1))[0])
+        raise ContractError(
+            422, "validation_error", UNSCORABLE, f"instances[{index}]" if batch else None
+        )
 
 
 def _json_response(text: str) -> Response:
@@ -109,7 +122,7 @@ def _batch_text(predictions: list[str]) -> str:
     return '{"predictions":[' + ",".join(predictions) + "]}"
 
 
-def _fixed_predictions(
+def fixed_predictions(
     renderer: Renderer, warmup: np.ndarray, stage: str
 ) -> tuple[bytes, bytes] | None:
     """The stage's canned answers (one prediction, and its `{"predictions": [...]}` framing
@@ -120,19 +133,25 @@ def _fixed_predictions(
 
 
 def create_app(
-    settings: Settings, predictor: Predictor, artifact: VerifiedArtifact, warmup: np.ndarray
+    settings: Settings,
+    predictor: Predictor,
+    artifact: VerifiedArtifact,
+    warmup: np.ndarray,
+    startup: StartupTimes,
 ) -> FastAPI:
     """The app for one loaded model. No global state: everything hangs off this closure.
 
     `warmup` is the start-up prediction (`check_predictor`): the fixed answer of the
     measurement stages `parse` and `noop` (PREDICT_STAGE, see `add_prediction_routes`).
+    `startup` is shown on /healthz; its last time is set as the server starts listening.
     """
     renderer = Renderer(artifact.class_labels)
-    health = Health(model_sha256=artifact.sha256, runtime=predictor.runtime).model_dump()
+    health = Health(
+        model_sha256=artifact.sha256, runtime=predictor.runtime, framework=settings.framework
+    ).model_dump()
     if settings.predict_stage != "full":
-        # Only then: a default deployment's /healthz is exactly the contract's three keys.
+        # Only then: a default deployment's /healthz has exactly the contract's keys.
         health["predict_stage"] = settings.predict_stage
-    health_body = json.dumps(health, separators=(",", ":")).encode()
 
     app = FastAPI(
         title=settings.service_name,
@@ -148,14 +167,28 @@ def create_app(
         exception_handlers={
             ContractError: contract_error_handler,
             HTTPException: http_error_handler,
+            ClientDisconnect: client_abort_handler,
             Exception: internal_error_handler,
         },
     )
-    add_prediction_routes(app, settings.predict_stage, predictor, renderer, warmup)
+    # Added first, so the latency histogram (added by iris_serving.telemetry) wraps it and
+    # records the 503s it answers.
+    app.add_middleware(
+        ConcurrencyLimit,  # type: ignore[arg-type]
+        limit=settings.http_limits.max_concurrent_requests,
+    )
+    if settings.framework == "fastapi":
+        from iris_serving.fastapi_routes import add_path_operations, validation_error_handler
+
+        app.add_exception_handler(RequestValidationError, validation_error_handler)
+        add_path_operations(app, settings.predict_stage, predictor, renderer, warmup)
+    else:
+        add_prediction_routes(app, settings.predict_stage, predictor, renderer, warmup)
 
     @app.get("/healthz")
     async def healthz() -> Response:
-        return Response(health_body, media_type="application/json")
+        body = {**health, "startup": startup.as_dict()}
+        return Response(json.dumps(body, separators=(",", ":")), media_type="application/json")
 
     return app
 
@@ -172,9 +205,9 @@ def add_prediction_routes(
     - `parse`: read, parse and validate exactly as `full` (every error answer is the same),
       then answer the warm-up prediction without running the model (a batch gets one copy
       per instance).
-    - `noop`: read the body off the socket and answer the warm-up prediction without looking
-      at the body at all (a batch gets one prediction, whatever it held): the floor the
-      server stack costs on its own.
+    - `noop`: read the body off the socket (a 413 beyond the contract's 64 KiB, as in `full`)
+      and answer the warm-up prediction without looking at the body at all (a batch gets one
+      prediction, whatever it held): the floor the server stack costs on its own.
     Telemetry is not a stage: the ladder's last rung is `full` with metrics on and off.
 
     The two routes are the app's plain (Starlette) routes, `app.add_route`, not FastAPI path
@@ -192,17 +225,17 @@ def add_prediction_routes(
 def _prediction_endpoints(
     stage: str, predictor: Predictor, renderer: Renderer, warmup: np.ndarray
 ) -> tuple[Endpoint, Endpoint]:
-    fixed = _fixed_predictions(renderer, warmup, stage)
+    fixed = fixed_predictions(renderer, warmup, stage)
     if fixed is None:
 
         async def predict(request: Request) -> Response:
             instance = validate(Instance, parse_json_object(await read_body(request)))
-            probabilities = predictor.predict(_rows([instance]))
+            probabilities = predictor.predict(rows_of([instance]))
             return _json_response(renderer.predictions(probabilities, batch=False)[0])
 
         async def predict_batch(request: Request) -> Response:
             batch = validate(BatchRequest, parse_json_object(await read_body(request)))
-            probabilities = predictor.predict(_rows(batch.instances))
+            probabilities = predictor.predict(rows_of(batch.instances))
             return _json_response(_batch_text(renderer.predictions(probabilities, batch=True)))
 
         return predict, predict_batch
@@ -223,11 +256,11 @@ def _prediction_endpoints(
         return predict_parse, predict_batch_parse
 
     async def predict_noop(request: Request) -> Response:
-        await request.body()
+        await read_capped_body(request)
         return Response(one, media_type="application/json")
 
     async def predict_batch_noop(request: Request) -> Response:
-        await request.body()
+        await read_capped_body(request)
         return Response(one_batch, media_type="application/json")
 
     return predict_noop, predict_batch_noop

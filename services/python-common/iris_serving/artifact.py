@@ -2,15 +2,18 @@
 
 For the pickle this is the line between loading a model and running arbitrary code: the
 bytes are hashed and compared with `manifest["artifacts"][basename]["sha256"]` first, and only
-a match is handed to the loader. The manifest also supplies the labels and the feature order,
-so no service hard-codes them. Schema: helpers/model/manifest.py (read here, never imported).
+a match is handed to the loader — the very bytes that were hashed (`VerifiedArtifact.data`),
+never the path to open again: a file swapped between the check and a second open would
+otherwise be loaded (and, for a pickle, executed) unchecked. The file is opened once. The
+manifest also supplies the labels and the feature order, so no service hard-codes them.
+Schema: helpers/model/manifest.py (read here, never imported).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,21 +23,30 @@ from iris_serving.settings import ConfigError
 
 @dataclass(frozen=True)
 class VerifiedArtifact:
-    """A model file whose bytes match the manifest, plus what the manifest says about it."""
+    """A model file's bytes that match the manifest, plus what the manifest says about them.
+
+    `data` is what loaders load; the server drops it (`without_data`) once the model is built.
+    """
 
     path: Path
     sha256: str
     feature_names: tuple[str, ...]
     class_labels: tuple[str, ...]
     manifest: dict[str, Any]
+    data: bytes = field(default=b"", repr=False)
+
+    def without_data(self) -> VerifiedArtifact:
+        return replace(self, data=b"")
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+def _read_model(model_path: Path) -> bytes:
+    """The model file's bytes, read once (a FIFO or a regular file alike)."""
+    try:
+        return model_path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"model file not found: {model_path} (MODEL_PATH)") from None
+    except OSError as error:  # a directory, no permission…
+        raise ConfigError(f"model file {model_path} (MODEL_PATH) is unreadable: {error}") from None
 
 
 def _read_manifest(manifest_path: Path) -> dict[str, Any]:
@@ -61,9 +73,8 @@ def verify(model_path: Path, manifest_path: Path) -> VerifiedArtifact:
             f"{model_path.name} is not listed under 'artifacts' in {manifest_path}; "
             "expected an entry with its sha256"
         )
-    if not model_path.is_file():
-        raise ConfigError(f"model file not found: {model_path} (MODEL_PATH)")
-    actual = sha256_of(model_path)
+    data = _read_model(model_path)
+    actual = hashlib.sha256(data).hexdigest()
     if actual != entry["sha256"]:
         raise ConfigError(
             f"{model_path} has sha256 {actual} but {manifest_path} expects {entry['sha256']}: "
@@ -80,4 +91,4 @@ def verify(model_path: Path, manifest_path: Path) -> VerifiedArtifact:
     labels = manifest.get("class_labels")
     if not isinstance(labels, list) or not labels or not all(isinstance(x, str) for x in labels):
         raise ConfigError(f"{manifest_path} has no class_labels list of strings")
-    return VerifiedArtifact(model_path, actual, feature_names, tuple(labels), manifest)
+    return VerifiedArtifact(model_path, actual, feature_names, tuple(labels), manifest, data)

@@ -65,9 +65,12 @@ class BatchResponse(BaseModel):
 
 
 class Health(BaseModel):
+    """/healthz without `startup` (iris_serving.startup adds it) and `predict_stage`."""
+
     status: str = "ok"
     model_sha256: str
     runtime: str
+    framework: str = Field(description="how the HTTP layer is written: lean | fastapi")
 
 
 class ErrorDetail(BaseModel):

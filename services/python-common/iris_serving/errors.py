@@ -1,8 +1,14 @@
 """Error bodies and handlers: every failure answers `{"error": {"code", "message", "field"?}}`.
 
 The HTTP-level failures (404, 405) are raised by Starlette's router and re-shaped here; the
-request-level ones (415, 413, 400, 422) are `ContractError`s raised by `iris_serving.requests`;
+request-level ones (415, 413, 400, 422) are `ContractError`s raised by `iris_serving.requests`
+(and, with FRAMEWORK=fastapi, FastAPI's `RequestValidationError`, mapped to the same 422);
 anything else is a 500 `internal`, which the contract suite treats as a bug.
+
+A client that goes away before its body has arrived (or is cut off by HTTP_READ_TIMEOUT) is
+not an error of the service: Starlette raises `ClientDisconnect`, and the answer is the
+status 499 ("client closed request", nginx's convention), which never reaches the wire — the
+connection is gone — but is what the latency histogram records. Nothing is logged.
 """
 
 from __future__ import annotations
@@ -10,13 +16,14 @@ from __future__ import annotations
 import logging
 
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from iris_serving.contract import ErrorBody, ErrorDetail
 
 log = logging.getLogger("iris_serving")
 
+CLIENT_CLOSED_REQUEST = 499
 ROUTES_HINT = "routes are POST /predict, POST /predict/batch and GET /healthz"
 
 
@@ -68,6 +75,12 @@ async def http_error_handler(request: Request, exc: Exception) -> Response:
         )
     # Not raised by this app's code; kept truthful rather than mapped to a contract code.
     return error_response(exc.status_code, "http_error", str(exc.detail), headers=exc.headers)
+
+
+async def client_abort_handler(request: Request, exc: Exception) -> Response:
+    """The client left mid-body: nothing to answer, no one to log for; 499 for the histogram."""
+    assert isinstance(exc, ClientDisconnect)
+    return Response(status_code=CLIENT_CLOSED_REQUEST)
 
 
 async def internal_error_handler(request: Request, exc: Exception) -> Response:

@@ -28,6 +28,12 @@ UvicornLoop = Literal["uvloop", "asyncio"]
 UVICORN_LOOPS: tuple[UvicornLoop, ...] = ("uvloop", "asyncio")
 UvicornHttp = Literal["httptools", "h11"]
 UVICORN_HTTPS: tuple[UvicornHttp, ...] = ("httptools", "h11")
+# How the prediction routes are written (iris_serving.app): plain Starlette routes with the
+# hand-written parser and renderer (`lean`), or FastAPI path operations with the contract's
+# pydantic models (`fastapi`, what most teams write and what the original post ran).
+Framework = Literal["lean", "fastapi"]
+FRAMEWORKS: tuple[Framework, ...] = ("lean", "fastapi")
+MAX_WORKERS = 64
 # OpenTelemetry's default schedule delay of the BatchSpanProcessor; the post used 3000.
 DEFAULT_BSP_SCHEDULE_DELAY_MS = 5000
 
@@ -97,6 +103,51 @@ def _resolvable_host(name: str, host: str) -> str:
 
 
 @dataclass(frozen=True)
+class HttpLimits:
+    """What one client may hold of the service (CONTRACT.md, "Abusive clients"); Go's
+    net/http fields of the same meaning are named after each."""
+
+    # MaxHeaderBytes: a request head still incomplete after this many bytes → 431, closed.
+    max_header_bytes: int = 16384
+    # ReadHeaderTimeout: the head must be complete this long after the request's start.
+    read_header_timeout_s: int = 5
+    # ReadTimeout: the whole request, body included, this long after its start.
+    read_timeout_s: int = 15
+    # Requests being served at once (headers read, response not finished); more → 503.
+    max_concurrent_requests: int = 128
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> HttpLimits:
+        limits = cls(
+            max_header_bytes=env_int(env, "HTTP_MAX_HEADER_BYTES", 16384, 1024, 1 << 20),
+            read_header_timeout_s=env_int(env, "HTTP_READ_HEADER_TIMEOUT", 5, 1, 3600),
+            read_timeout_s=env_int(env, "HTTP_READ_TIMEOUT", 15, 1, 3600),
+            max_concurrent_requests=env_int(env, "HTTP_MAX_CONCURRENT_REQUESTS", 128, 1, 65535),
+        )
+        if limits.read_timeout_s < limits.read_header_timeout_s:
+            raise ConfigError(
+                f"HTTP_READ_TIMEOUT={limits.read_timeout_s} is shorter than "
+                f"HTTP_READ_HEADER_TIMEOUT={limits.read_header_timeout_s}; expected a whole "
+                "request to be allowed at least as long as its head"
+            )
+        return limits
+
+
+def _workers(env: Mapping[str, str], metrics_exporter: str) -> int:
+    """UVICORN_WORKERS, refused with metrics on: every worker is a process with its own
+    meter provider, so `prometheus` would bind the scrape port once per worker and `otlp`
+    would push one process's cumulative series under the same identity as the others'."""
+    workers = env_int(env, "UVICORN_WORKERS", 1, 1, MAX_WORKERS)
+    if workers > 1 and metrics_exporter != "none":
+        raise ConfigError(
+            f"UVICORN_WORKERS={workers} needs OTEL_METRICS_EXPORTER=none (it is "
+            f"{metrics_exporter}: each worker process would export its own series); expected "
+            "UVICORN_WORKERS=1, or metrics off and latency measured by the load generator"
+        )
+    return workers
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything the shared part of a service needs; ONNX-only settings live in onnx_api."""
 
@@ -116,6 +167,9 @@ class Settings:
     access_log: bool = False
     traces_exporter: TracesExporter = "none"
     bsp_schedule_delay_ms: int = DEFAULT_BSP_SCHEDULE_DELAY_MS
+    framework: Framework = "lean"
+    uvicorn_workers: int = 1
+    http_limits: HttpLimits = HttpLimits()
 
     @classmethod
     def from_env(
@@ -165,4 +219,7 @@ class Settings:
             access_log=env_flag(env, "ACCESS_LOG", False),
             traces_exporter=traces_exporter,  # type: ignore[arg-type]
             bsp_schedule_delay_ms=bsp_delay,
+            framework=env_choice(env, "FRAMEWORK", "lean", FRAMEWORKS),  # type: ignore[arg-type]
+            uvicorn_workers=_workers(env, exporter),
+            http_limits=HttpLimits.from_env(env),
         )
