@@ -8,11 +8,17 @@ found), so every size loads the service alike. A step reports CPU per request an
 prediction (per row) with their intervals over windows, and p95 per request.
 
 The services are stepped in turn for each size, so a drift of the machine spreads over all.
+
+The contract allows 1..1024 rows but caps a body at 64 KiB, which bounds what one request can
+make a service hold under 128 MiB. With all four features a row takes about 78 bytes, so 1024
+rows (~80 KB) are refused with 413: `fitting` replaces a size whose largest body would not fit
+by the largest that does, and says so.
 """
 
 from __future__ import annotations
 
 import itertools
+import json
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -24,6 +30,34 @@ from helpers.load import stepping, windows
 
 BATCH_SIZES = (1, 4, 16, 64, 256, 1024)
 UTILISATION = 0.5  # of the CPU quota each size is loaded to
+BODY_LIMIT_BYTES = 64 * 1024  # the contract's cap on a request body (services/CONTRACT.md)
+
+
+def largest_body(ranges: dict[str, Any], rows: int) -> int:
+    """Bytes of the widest body of `rows` rows the targets can draw (every feature written
+    with its widest two-decimal value), as windows.targets_file writes it."""
+
+    def width(r: dict[str, float]) -> int:
+        return max(len(f"{r['min']:.2f}"), len(f"{r['max']:.2f}"))
+
+    keys = json.dumps(dict.fromkeys(ranges, 0), separators=(",", ":"))
+    row = len(keys) - len(ranges) + sum(width(r) for r in ranges.values())
+    return len('{"instances":[]}') + rows * row + (rows - 1)
+
+
+def fitting(sizes: Sequence[int], ranges: dict[str, Any]) -> tuple[list[int], str]:
+    """The sizes to measure: each one whose body fits the contract's cap, the others replaced
+    by the largest that fits; and a sentence saying what was replaced (or '')."""
+    largest = max(n for n in range(1, 1025) if largest_body(ranges, n) <= BODY_LIMIT_BYTES)
+    chosen = sorted({min(size, largest) for size in sizes})
+    capped = [size for size in sizes if size > largest]
+    if not capped:
+        return chosen, ""
+    return chosen, (
+        f"{', '.join(map(str, capped))} rows do not fit the contract's {BODY_LIMIT_BYTES // 1024}"
+        f" KiB body cap with all four features ({largest_body(ranges, capped[0]):,} bytes; "
+        f"the services answer 413): the largest batch measured is {largest} rows."
+    )
 
 
 @dataclass
