@@ -85,10 +85,12 @@ def single_row_latency(
 def measure(artifacts_dir: Path, iterations: int = 2000, warmup: int = 100) -> LatencySamples:
     """Benchmark the verified pickle against the serving ONNX file on the first test row."""
     manifest = manifest_io.load(artifacts_dir / manifest_io.MANIFEST_NAME)
-    manifest_io.verify(artifacts_dir / manifest_io.MANIFEST_NAME, artifacts_dir / "model.onnx")
+    graph = manifest_io.read_verified(
+        artifacts_dir / manifest_io.MANIFEST_NAME, artifacts_dir / "model.onnx"
+    )  # the very bytes that matched, not the path opened again
     split = manifest["training"]
     row = train.load_split(split["test_size"], split["seed"], split.get("stratify", True)).X_test[0]
-    session = convert.load_session(artifacts_dir / "model.onnx")
+    session = convert.load_session(graph)
     return single_row_latency(train.load_model(artifacts_dir), session, row, iterations, warmup)
 
 
