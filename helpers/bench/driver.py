@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from helpers import paths
-from helpers.bench import capacity, footprint, go_json, telemetry_paths
+from helpers.bench import capacity, footprint, go_json, read_limits, telemetry_paths
 from helpers.model import artifacts, microbench
 
 
@@ -50,6 +50,11 @@ SECTIONS: list[Section] = [
         "go-json",
         "the Go service's CPU per request at saturation, before/after its JSON library",
         go_json.section,
+    ),
+    Section(
+        "read-limits",
+        "the Python services' CPU per request before and after their read limits (issue 20)",
+        read_limits.section,
     ),
     Section(
         "telemetry",

@@ -21,7 +21,7 @@ from pathlib import Path
 import psutil
 
 from helpers import net
-from helpers.load import vegeta
+from helpers.load import vegeta, windows
 from helpers.serving import process
 
 
@@ -45,8 +45,8 @@ def once(
         server = process.start(build, argv, work / "server.log", env={**env, "PORT": str(port)})
         try:
             net.wait_until_ready(f"http://127.0.0.1:{port}/healthz", 30, process=server.popen)
-            url = f"http://127.0.0.1:{port}/predict"
-            targets = vegeta.targets_file(url, ranges, work / "targets.json")
+            url = f"http://127.0.0.1:{port}"
+            targets = windows.targets_file(url, ranges, work / "targets.json")
             vegeta.attack(targets, 0, 1.0, work / "warm-up", max_workers=workers, workers=workers)
             before = _cpu(server.pid)
             sent = vegeta.attack(targets, 0, duration_s, work, max_workers=workers, workers=workers)

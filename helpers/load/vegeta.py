@@ -1,4 +1,8 @@
-"""Vegeta: the efficient open-loop generator for steps at a constant rate.
+"""Vegeta as a closed loop, for saturation: as many requests as a fixed pool keeps in flight
+(`make bench`'s two-builds comparison). The study's constant-rate windows are helpers.load.
+windows, which writes the targets this reads.
+
+Vegeta: the efficient open-loop generator for steps at a constant rate.
 
 k6 spends about a third of a millisecond of CPU per request here — more than the Go service
 itself — so at the Go service's capacity k6 would need more than a core of this 2-core
@@ -14,9 +18,7 @@ Vegeta runs as a process on this host in both backends: the services' ports are 
 
 from __future__ import annotations
 
-import base64
 import json
-import random
 import subprocess
 import time
 from dataclasses import dataclass
@@ -52,28 +54,6 @@ def binary() -> Path:
     if not BINARY.exists():
         raise FileNotFoundError(f"vegeta not found at {BINARY}; run `make setup`")
     return BINARY
-
-
-def targets_file(url: str, ranges: dict[str, Any], path: Path, seed: int = 0) -> Path:
-    """POST /predict targets in vegeta's JSON format, bodies drawn within the training ranges
-    (as k6 draws them), seeded so every service gets the same requests."""
-    rng = random.Random(seed)
-    lines = []
-    for _ in range(TARGETS):
-        body = {name: round(rng.uniform(r["min"], r["max"]), 2) for name, r in ranges.items()}
-        lines.append(
-            json.dumps(
-                {
-                    "method": "POST",
-                    "url": url,
-                    "header": {"Content-Type": ["application/json"]},
-                    "body": base64.b64encode(json.dumps(body).encode()).decode(),
-                }
-            )
-        )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(lines) + "\n")
-    return path
 
 
 def attack(
