@@ -138,28 +138,28 @@ _WINDOWS = {
 }
 _CAPACITY = {
     "smoke": CapacitySize(_WINDOWS["smoke"], 0.5, 50, 800, 20, (10,), 0.5, 10, 1),
-    "quick": CapacitySize(_WINDOWS["quick"], 0.10, 50, 20000, 120, (10, 50), 0.5, 60, 2),
+    "quick": CapacitySize(_WINDOWS["quick"], 0.10, 50, 20000, 120, (10,), 0.5, 60, 2),
     "seed": CapacitySize(_WINDOWS["seed"], 0.05, 50, 20000, 180, (10, 50), 0.5, 90, 3),
 }
 _SIZING = {
     "smoke": SizingSize(Windows(0.5, 2, 2, 2, 0.10), (1, 64), (0.25,), 0.5, 15, 2),
     "quick": SizingSize(
-        Windows(1.0, 3, 4, 10, 0.05), (1, 4, 16, 64, 256, 1024), (0.25, 1.0), 0.12, 75, 5
+        Windows(1.0, 3, 4, 10, 0.05), (1, 4, 16, 64, 256, 1024), (0.25, 1.0), 0.15, 110, 5
     ),
     "seed": SizingSize(
-        Windows(1.0, 4, 5, 14, 0.05), (1, 4, 16, 64, 256, 1024), (0.25, 1.0, 2.0), 0.08, 120, 7
+        Windows(1.0, 5, 5, 14, 0.05), (1, 4, 16, 64, 256, 1024), (0.25, 1.0, 2.0), 0.10, 180, 7
     ),
 }
 _WHY = {
     "smoke": WhySize(
         _WINDOWS["smoke"], 0, 0.5, 15, ("access_log", "traces", "telemetry", "gomaxprocs"), False
     ),
-    "quick": WhySize(_WINDOWS["quick"], 50, 0.12, 100),
+    "quick": WhySize(_WINDOWS["quick"], 50, 0.15, 100),
     "seed": WhySize(_WINDOWS["seed"], 80, 0.08, 160),
 }
 _ZOO = {
     "smoke": ZooSize(100, 3, _WINDOWS["smoke"], 20, 20, 15, 0.5, 2),
-    "quick": ZooSize(1000, 10, _WINDOWS["quick"], 50, 75, 40, 0.12, 5),
+    "quick": ZooSize(1000, 10, _WINDOWS["quick"], 50, 60, 40, 0.15, 5),
     "seed": ZooSize(2000, 20, _WINDOWS["seed"], 50, 120, 60, 0.08, 7),
 }
 _CONVERT_ITERATIONS = {"seed": 5000, "quick": 2000, "smoke": 300}

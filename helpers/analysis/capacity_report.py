@@ -265,7 +265,8 @@ def generators_sentence(cross: dict[str, dict[str, Any]]) -> str:
         k6 = Estimate.from_record(row["generator_cpu_us_per_request"]["k6"])
         vegeta = Estimate.from_record(row["generator_cpu_us_per_request"]["vegeta"])
         said.append(
-            f"{service}: under k6 the service's CPU per request changes {_said(change)}; "
-            f"k6 spends {k6.value:.0f} µs per request, vegeta {vegeta.value:.0f}"
+            f"{service}, its CPU per request under k6 against vegeta: {_said(change)} "
+            f"(k6 itself spent {k6.value:.0f} µs per request, vegeta {vegeta.value:.0f}, "
+            "start-up included)"
         )
     return ("; ".join(said) + ".") if said else "No rate was measured by both generators."

@@ -131,18 +131,26 @@ def search_ends(
     ranges: dict[str, Any],
     out_dir: Path,
     progress: Callable[[str], None] = print,
+    from_06: Mapping[str, Any] | None = None,
 ) -> dict[str, dict[str, search.Search]]:
     """end → service → its capacity search; both ends of every service searched at once, a
-    step of each in turn (helpers.load.search), within `size.capacity_s` ({} when 0)."""
+    step of each in turn (helpers.load.search), within `size.capacity_s` ({} when 0). With
+    notebook 06's capacity of a service, its pilots start nearer the answer: a third of it for
+    the tuned end (the service as served), a sixth for the published one."""
     if size.capacity_s <= 0:
         progress(f"no capacity search at this size (budget {size.capacity_s:g} s)")
         return {}
     target_of = capacity.targets(stack, ranges, out_dir / "targets")
     log = windows.WindowLog(out_dir / SEARCH_LOG)
+    pilot_share = {"tuned": 1 / 3, "published": 1 / 6}
+    known = {s: ((from_06 or {}).get(s) or {}).get("rate_rps") or 0 for s in services}
     found = {
         end: {
             s: search.Search(
-                f"{s}.{end}", stack.limits[f"{s}.{end}"].cpu_cores, precision=size.precision
+                f"{s}.{end}",
+                stack.limits[f"{s}.{end}"].cpu_cores,
+                pilot_rate=max(50, round(pilot_share[end] * known[s])),
+                precision=size.precision,
             )
             for s in services
         }

@@ -29,6 +29,7 @@ from helpers.load import stepping, windows
 from helpers.serving.instances import BUDGET_MEMORY_BYTES, Instance, variant
 
 PYTHON = ("python-api-pkl", "python-api-onnx")
+FIRST_SHARE = 0.7  # of the capacity expected from the budget's, scaled by the CPUs
 TELEMETRY_OFF = {"OTEL_METRICS_EXPORTER": "none"}
 
 
@@ -80,13 +81,14 @@ def configurations(services: Iterable[str], cpu_sizes: Iterable[float]) -> list[
 def searches(
     configs: list[Configuration], capacity_at_budget: Mapping[str, float], budget_cpus: float
 ) -> list[searching.Search]:
-    """A search per configuration, its pilot at a third of the capacity the budget's search
-    found scaled by the CPU ratio (a safe first step, and a prediction from it)."""
+    """A search per configuration, its first step at `FIRST_SHARE` of the capacity the budget's
+    search found scaled by the CPU ratio: near the answer (CPU per request at that load predicts
+    the rest well), and a step judged like any other, so a search needs few more."""
     made = []
     for config in configs:
         known = capacity_at_budget.get(config.service) or 100.0
         expected = known * config.cpus / budget_cpus
-        pilot = max(10, round(expected / 3))
+        pilot = max(10, round(FIRST_SHARE * expected))
         made.append(
             searching.Search(config.instance.name, config.cpus, pilot, max_rate=round(8 * expected))
         )
@@ -141,17 +143,10 @@ def measure(
         s.precision = precision
 
     def step(search: searching.Search, rate: int) -> stepping.Step:
-        pilot = not search.steps
         return stepping.run(
-            stack,
-            search.target,
-            rate,
-            targets(search.target),
-            window_s,
-            3 if pilot else max_windows,
-            log,
+            stack, search.target, rate, targets(search.target), window_s, max_windows, log,
             f"scaling {rate}",
-        )
+        )  # fmt: skip
 
     deadline = time.monotonic() + budget_s
     return searching.run_interleaved(found, step, lambda: time.monotonic() > deadline, progress)
