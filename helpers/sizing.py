@@ -134,12 +134,12 @@ class Sizing:
 _WINDOWS = {
     "smoke": Windows(0.5, 3, 2, 2, 0.10),
     "quick": Windows(1.0, 6, 4, 10, 0.05),
-    "seed": Windows(1.5, 8, 5, 14, 0.05),
+    "seed": Windows(1.0, 8, 5, 14, 0.05),  # the seed's hour is mostly its 33-minute ramp
 }
 _CAPACITY = {
     "smoke": CapacitySize(_WINDOWS["smoke"], 0.5, 50, 800, 20, (10,), 0.5, 10, 1),
     "quick": CapacitySize(_WINDOWS["quick"], 0.10, 50, 20000, 120, (10,), 0.5, 60, 2),
-    "seed": CapacitySize(_WINDOWS["seed"], 0.05, 50, 20000, 180, (10, 50), 0.5, 90, 3),
+    "seed": CapacitySize(_WINDOWS["seed"], 0.07, 50, 20000, 160, (10,), 0.5, 80, 3),
 }
 _SIZING = {
     "smoke": SizingSize(Windows(0.5, 2, 2, 2, 0.10), (1, 64), (0.25,), 0.5, 15, 2),
@@ -147,7 +147,7 @@ _SIZING = {
         Windows(1.0, 3, 4, 10, 0.05), (1, 4, 16, 64, 256, 1024), (0.25, 1.0), 0.15, 110, 5
     ),
     "seed": SizingSize(
-        Windows(1.0, 5, 5, 14, 0.05), (1, 4, 16, 64, 256, 1024), (0.25, 1.0, 2.0), 0.10, 180, 7
+        Windows(1.0, 4, 5, 14, 0.05), (1, 4, 16, 64, 256, 1024), (0.25, 1.0, 2.0), 0.12, 150, 7
     ),
 }
 _WHY = {
@@ -155,12 +155,12 @@ _WHY = {
         _WINDOWS["smoke"], 0, 0.5, 15, ("access_log", "traces", "telemetry", "gomaxprocs"), False
     ),
     "quick": WhySize(_WINDOWS["quick"], 50, 0.15, 100),
-    "seed": WhySize(_WINDOWS["seed"], 80, 0.08, 160),
+    "seed": WhySize(_WINDOWS["seed"], 70, 0.12, 150),
 }
 _ZOO = {
     "smoke": ZooSize(100, 3, _WINDOWS["smoke"], 20, 20, 15, 0.5, 2),
     "quick": ZooSize(1000, 10, _WINDOWS["quick"], 50, 60, 40, 0.15, 5),
-    "seed": ZooSize(2000, 20, _WINDOWS["seed"], 50, 120, 60, 0.08, 7),
+    "seed": ZooSize(2000, 20, _WINDOWS["seed"], 50, 80, 60, 0.12, 5),
 }
 _CONVERT_ITERATIONS = {"seed": 5000, "quick": 2000, "smoke": 300}
 
