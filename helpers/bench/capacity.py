@@ -10,19 +10,17 @@ intervals within one run cannot make: the study's goal is every ratio within ±1
 from __future__ import annotations
 
 import argparse
-import math
 from datetime import UTC, datetime
 from pathlib import Path
 
 from helpers import paths, sizing
 from helpers.analysis import capacity_report
-from helpers.intervals import Estimate
+from helpers.bench import compare_runs
 from helpers.load import capacity
 from helpers.serving.protocol import feature_ranges
 from helpers.serving.stack import start_stack
 
 SERVICES = ("python-api-pkl", "python-api-onnx", "go-api-onnx")
-TOLERANCE = 0.15  # the study's goal for a headline ratio between two runs on one machine
 
 
 def measure(artifacts_dir: Path, run_dir: Path, profile: str = "quick") -> dict[str, float]:
@@ -39,27 +37,9 @@ def measure(artifacts_dir: Path, run_dir: Path, profile: str = "quick") -> dict[
     print(capacity_report.capacity_table(found).to_string())
     floors = capacity_report.floors_section(found, ladder)
     print("  " + capacity_report.floors_sentence(floors))
-    return ratios(found, floors)
-
-
-def ratios(found, floors) -> dict[str, float]:
-    """The headline ratios that should travel between machines: capacities against each
-    other, and CPU per request as multiples of each service's floor and of Go's."""
-    rate = {s.target: s.low for s in found}
-    said = {}
-    for top, bottom in (
-        ("go-api-onnx", "python-api-pkl"),
-        ("go-api-onnx", "python-api-onnx"),
-        ("python-api-onnx", "python-api-pkl"),
-    ):
-        if rate.get(top) and rate.get(bottom):
-            said[f"capacity {top} / {bottom}"] = rate[top] / rate[bottom]
-    for service, row in floors.items():
-        said[f"{service} CPU × its floor"] = Estimate.from_record(row["multiple_of_floor"]).value
-        go = Estimate.from_record(row.get("multiple_of_go"))
-        if service != "go-api-onnx" and math.isfinite(go.value):
-            said[f"{service} CPU × Go's"] = go.value
-    return said
+    return compare_runs.headline_ratios(
+        {"capacity": capacity_report.capacity_section(found), "floors": floors}
+    )
 
 
 def _indent(text: str) -> None:
@@ -80,14 +60,4 @@ def reproducibility(args: argparse.Namespace) -> None:
     """Two runs, one after the other: each headline ratio and how far it moved."""
     first = measure(Path(args.artifacts_dir), _run_dir("reproducibility-1"))
     second = measure(Path(args.artifacts_dir), _run_dir("reproducibility-2"))
-    print(f"  {'ratio':<42} {'run 1':>7} {'run 2':>7} {'change':>8}")
-    worst = 0.0
-    for name in first:
-        if name not in second:
-            continue
-        change = second[name] / first[name] - 1
-        worst = max(worst, abs(change))
-        mark = "" if abs(change) <= TOLERANCE else "  ← beyond ±15 %"
-        print(f"  {name:<42} {first[name]:7.2f} {second[name]:7.2f} {change:+8.1%}{mark}")
-    verdict = "within" if worst <= TOLERANCE else "NOT within"
-    print(f"  largest change {worst:.1%}: {verdict} ±{TOLERANCE:.0%} between two runs")
+    print("\n".join(compare_runs.compare(first, second)[0]))
