@@ -50,9 +50,8 @@ def section(args: argparse.Namespace) -> None:
             for service in SERVICES
         ]
         before = stack.usage(collector.NAME).cpu_usage_seconds
-        interleave.run(
-            stack, comparisons, lambda c, arm: target_of(arm.target), size.window_s,
-            size.min_rounds, size.max_rounds, size.min_effect, 300,
+        interleave.run_sized(
+            stack, comparisons, target_of, size, 300,
             windows.WindowLog(run_dir / "windows.jsonl"), lambda text: print(f"    {text}"),
         )  # fmt: skip
         collector_s = stack.usage(collector.NAME).cpu_usage_seconds - before

@@ -19,14 +19,13 @@ capacities, the rates and every comparison's record.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from helpers import files
-from helpers.load import capacity, interleave, search, stepping, windows
+from helpers.load import capacity, interleave, search, windows
 from helpers.load.ablation_plan import PUBLISHED, TUNED, Config, Configuration, Rate
 from helpers.load.factors import FACTORS, RECORD_NAME, Factor, Started, applicable
 from helpers.sizing import WhySize
@@ -157,22 +156,10 @@ def search_ends(
         for end in ENDS
     }
 
-    def step(each: search.Search, rate: int) -> stepping.Step:
-        pilot = not each.steps  # the pilot only predicts the bracket from its CPU per request
-        return stepping.run(
-            stack,
-            each.target,
-            rate,
-            target_of(each.target),
-            size.windows.window_s,
-            capacity.PILOT_WINDOWS if pilot else size.windows.max_windows,
-            log,
-            f"capacity {rate}",
-        )
-
-    deadline = time.monotonic() + size.capacity_s
     everyone = [s for by_service in found.values() for s in by_service.values()]
-    search.run_interleaved(everyone, step, lambda: time.monotonic() > deadline, progress)
+    capacity.search_at_once(
+        stack, everyone, target_of, size.windows, size.capacity_s, log, progress
+    )
     return found
 
 
@@ -187,19 +174,10 @@ def compare(
     """Every service's comparison at once, rounds alternating between services, until each
     arm's effect is settled or the rounds or `size.comparisons_s` run out."""
     target_of = capacity.targets(stack, ranges, out_dir / "targets")
-    w = size.windows
-    return interleave.run(
-        stack,
-        comparisons,
-        lambda comparison, arm: target_of(arm.target),
-        w.window_s,
-        w.min_rounds,
-        w.max_rounds,
-        w.min_effect,
-        size.comparisons_s,
-        windows.WindowLog(out_dir / COMPARISON_LOG),
-        progress,
-    )
+    return interleave.run_sized(
+        stack, comparisons, target_of, size.windows, size.comparisons_s,
+        windows.WindowLog(out_dir / COMPARISON_LOG), progress,
+    )  # fmt: skip
 
 
 # -- the record ------------------------------------------------------------------------------

@@ -26,7 +26,7 @@ from typing import Any
 from helpers import files
 from helpers.load import interleave, search, stepping, windows
 from helpers.serving.instances import SERVICE_NAMES, Instance, variant
-from helpers.sizing import CapacitySize
+from helpers.sizing import CapacitySize, Windows
 
 PYTHON = ("python-api-pkl", "python-api-onnx")
 TELEMETRY_OFF = {"OTEL_METRICS_EXPORTER": "none"}
@@ -90,23 +90,40 @@ def search_all(
         for s in services
     ]
 
+    search_at_once(stack, searches, target_of, size.windows, size.search_s, log, progress)
+    save(searches, out_dir / "capacity.json")
+    return searches
+
+
+def search_at_once(
+    stack: Any,
+    searches: list[search.Search],
+    target_of: Callable[[str], Path],
+    size: Windows,
+    budget_s: float,
+    log: windows.WindowLog,
+    progress: Callable[[str], None] = print,
+    pilot_windows: int | None = PILOT_WINDOWS,
+) -> list[search.Search]:
+    """Every search a stable step in turn (helpers.load.search) until all are done or
+    `budget_s` is spent. A pilot (a search's first step, there only to predict the bracket
+    from its CPU per request) takes `pilot_windows`; None: judged like any other step."""
+
     def step(found: search.Search, rate: int) -> stepping.Step:
-        pilot = not found.steps  # the pilot only predicts the bracket from its CPU per request
+        pilot = not found.steps and pilot_windows is not None
         return stepping.run(
             stack,
             found.target,
             rate,
             target_of(found.target),
-            size.windows.window_s,
-            PILOT_WINDOWS if pilot else size.windows.max_windows,
+            size.window_s,
+            pilot_windows if pilot else size.max_windows,
             log,
             f"capacity {rate}",
         )
 
-    deadline = time.monotonic() + size.search_s
-    search.run_interleaved(searches, step, lambda: time.monotonic() > deadline, progress)
-    save(searches, out_dir / "capacity.json")
-    return searches
+    deadline = time.monotonic() + budget_s
+    return search.run_interleaved(searches, step, lambda: time.monotonic() > deadline, progress)
 
 
 def trickle(
@@ -151,19 +168,10 @@ def ladder(
             if service in rung.services
         ]
         comparisons.append(interleave.Comparison(service, arms, rate))
-    w = size.windows
-    interleave.run(
-        stack,
-        comparisons,
-        lambda comparison, arm: target_of(arm.target),
-        w.window_s,
-        w.min_rounds,
-        w.max_rounds,
-        w.min_effect,
-        size.ladder_s,
-        windows.WindowLog(out_dir / "ladder.jsonl"),
-        progress,
-    )
+    interleave.run_sized(
+        stack, comparisons, target_of, size.windows, size.ladder_s,
+        windows.WindowLog(out_dir / "ladder.jsonl"), progress,
+    )  # fmt: skip
     files.write_json(
         out_dir / "ladder.json", [c.record(size.windows.min_effect) for c in comparisons]
     )

@@ -37,6 +37,7 @@ from helpers import intervals
 from helpers.intervals import Estimate
 from helpers.load import windows
 from helpers.load.windows import Window
+from helpers.sizing import Windows
 
 TAIL_S = 5.0  # spans (every 3–5 s) and pushed metrics (every 3 s) are exported within it
 
@@ -203,6 +204,23 @@ def run(
     finally:
         tails.flush()
     return comparisons
+
+
+def run_sized(
+    stack: Any,
+    comparisons: list[Comparison],
+    target_of: Callable[[str], Path],
+    size: Windows,
+    budget_s: float,
+    log: windows.WindowLog | None = None,
+    progress: Callable[[str], None] = print,
+) -> list[Comparison]:
+    """`run` with a profile's window sizes (helpers.sizing.Windows) and one targets file per
+    instance."""
+    return run(
+        stack, comparisons, lambda comparison, arm: target_of(arm.target), size.window_s,
+        size.min_rounds, size.max_rounds, size.min_effect, budget_s, log, progress,
+    )  # fmt: skip
 
 
 def _rounds(stack, comparisons, targets, window_s, min_rounds, max_rounds, min_effect,

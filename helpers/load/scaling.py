@@ -18,15 +18,15 @@ can run out of generator before the service runs out of quota, and `Search.bound
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from helpers.load import capacity, windows
 from helpers.load import search as searching
-from helpers.load import stepping, windows
 from helpers.serving.instances import BUDGET_MEMORY_BYTES, Instance, variant
+from helpers.sizing import Windows
 
 PYTHON = ("python-api-pkl", "python-api-onnx")
 FIRST_SHARE = 0.7  # of the capacity expected from the budget's, scaled by the CPUs
@@ -142,11 +142,7 @@ def measure(
     for s in found:
         s.precision = precision
 
-    def step(search: searching.Search, rate: int) -> stepping.Step:
-        return stepping.run(
-            stack, search.target, rate, targets(search.target), window_s, max_windows, log,
-            f"scaling {rate}",
-        )  # fmt: skip
-
-    deadline = time.monotonic() + budget_s
-    return searching.run_interleaved(found, step, lambda: time.monotonic() > deadline, progress)
+    budget = Windows(window_s, max_windows, 0, 0, 0.0)
+    return capacity.search_at_once(
+        stack, found, targets, budget, budget_s, log, progress, pilot_windows=None
+    )

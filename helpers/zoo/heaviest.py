@@ -15,12 +15,12 @@ adds to the time from spawn to the first correct answer, measured in the same st
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from helpers.load import coldstart, interleave, stepping, windows
+from helpers.load import capacity as load_capacity
+from helpers.load import coldstart, interleave, windows
 from helpers.load import search as searching
 from helpers.sizing import ZooSize
 from helpers.zoo.serving import REFERENCE, model_of
@@ -84,21 +84,9 @@ def capacity(
     found = searches(names, stack.limits, compared, fallback_rps, size.precision)
     log = windows.WindowLog(out_dir / "capacity.jsonl")
 
-    def step(search: searching.Search, rate: int) -> stepping.Step:
-        pilot = not search.steps
-        return stepping.run(
-            stack,
-            search.target,
-            rate,
-            target_of(search.target),
-            size.windows.window_s,
-            PILOT_WINDOWS if pilot else size.windows.max_windows,
-            log,
-            f"capacity {rate}",
-        )
-
-    deadline = time.monotonic() + size.capacity_s
-    return searching.run_interleaved(found, step, lambda: time.monotonic() > deadline, progress)
+    return load_capacity.search_at_once(
+        stack, found, target_of, size.windows, size.capacity_s, log, progress
+    )
 
 
 def cold_start(

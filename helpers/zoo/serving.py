@@ -198,19 +198,10 @@ def measure(
     progress: Callable[[str], None] = print,
 ) -> list[interleave.Comparison]:
     """Rounds of every comparison in turn within `size.serving_s` (helpers.load.interleave)."""
-    w = size.windows
-    return interleave.run(
-        stack,
-        compared,
-        lambda comparison, arm: target_of(arm.target),
-        w.window_s,
-        w.min_rounds,
-        w.max_rounds,
-        w.min_effect,
-        size.serving_s,
-        windows.WindowLog(out_dir / "serving.jsonl"),
-        progress,
-    )
+    return interleave.run_sized(
+        stack, compared, target_of, size.windows, size.serving_s,
+        windows.WindowLog(out_dir / "serving.jsonl"), progress,
+    )  # fmt: skip
 
 
 def stopped(stack: Any) -> list[dict[str, str]]:

@@ -32,7 +32,8 @@ import pytest
 
 from helpers import paths
 from helpers.net import NotReady, free_port, wait_until_ready
-from helpers.serving import cgroup_removal, cgroup_stats, cgroups, process
+from helpers.serving import process
+from helpers.serving.local import cgroup_removal, cgroup_stats, cgroups
 from helpers.serving.services import SERVICE_NAMES, ServiceSpec, all_services
 
 TARGETS_ENV = "CONTRACT_TARGETS"

@@ -34,7 +34,7 @@ from helpers.serving.instances import SERVICE_NAMES, Instance
 from helpers.serving.protocol import feature_ranges
 from helpers.serving.services import all_services
 from helpers.sizing import Windows, ZooSize
-from helpers.zoo import classifiers, heaviest, paired, report, serving
+from helpers.zoo import classifiers, heaviest, report, serving
 
 pytestmark = pytest.mark.integration
 
@@ -173,7 +173,7 @@ def test_one_round_of_the_paired_comparison_and_a_cold_start_on_the_zoo_stack(
     for arm in comparison.arms:
         window = comparison.rounds[0][arm.label]
         assert window.ok == window.requests > 0, window
-        assert paired.cpu_us_per_request(comparison, arm.label).value > 0
+        assert comparison.cpu_us_per_request(arm.label).value > 0
     forest = serving.instance_name("go-api-onnx", "random_forest")
     cold = heaviest.cold_start(stack, [forest], 1, ranges, print)
     assert set(cold) == {forest, "go-api-onnx"}  # the model beside the seed's, same service
