@@ -104,6 +104,7 @@ def search_at_once(
     log: windows.WindowLog,
     progress: Callable[[str], None] = print,
     pilot_windows: int | None = PILOT_WINDOWS,
+    label: str = "capacity",
 ) -> list[search.Search]:
     """Every search a stable step in turn (helpers.load.search) until all are done or
     `budget_s` is spent. A pilot (a search's first step, there only to predict the bracket
@@ -119,7 +120,7 @@ def search_at_once(
             size.window_s,
             pilot_windows if pilot else size.max_windows,
             log,
-            f"capacity {rate}",
+            f"{label} {rate}",
         )
 
     deadline = time.monotonic() + budget_s

@@ -130,8 +130,7 @@ def measure(
     capacity_at_budget: Mapping[str, float],
     budget_cpus: float,
     targets: Callable[[str], Path],
-    window_s: float,
-    max_windows: int,
+    size: Windows,
     precision: float,
     budget_s: float,
     log: windows.WindowLog,
@@ -142,7 +141,6 @@ def measure(
     for s in found:
         s.precision = precision
 
-    budget = Windows(window_s, max_windows, 0, 0, 0.0)
     return capacity.search_at_once(
-        stack, found, targets, budget, budget_s, log, progress, pilot_windows=None
+        stack, found, targets, size, budget_s, log, progress, pilot_windows=None, label="scaling"
     )

@@ -25,7 +25,6 @@ from helpers.load import search as searching
 from helpers.sizing import ZooSize
 from helpers.zoo.serving import REFERENCE, model_of
 
-PILOT_WINDOWS = 3
 PILOT_SHARE = 1 / 3  # of the predicted capacity
 MIN_PILOT_RPS = 5
 MAX_RATE_FACTOR = 8  # the search's ceiling, a multiple of the prediction
