@@ -7,15 +7,18 @@ with a deadline, a reason to give up early, and an error that says what was last
 
 from __future__ import annotations
 
+import random
 import socket
 import subprocess
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import TypeVar
 
 import httpx
 
 T = TypeVar("T")
+EPHEMERAL_RANGE = "/proc/sys/net/ipv4/ip_local_port_range"
 
 
 class NotReady(RuntimeError):
@@ -88,6 +91,22 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return sock.getsockname()[1]
+
+
+def free_lasting_port(host: str = "127.0.0.1") -> int:
+    """A free port for a server that binds it minutes from now, below the kernel's ephemeral
+    range: a port from `free_port` can meanwhile become the source port of an outgoing
+    connection (vegeta opens thousands), and the server's bind then fails."""
+    try:
+        first_ephemeral = int(Path(EPHEMERAL_RANGE).read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        first_ephemeral = 32768  # Linux's default
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.randrange(20000, first_ephemeral)
+        if port_free(host, port):
+            return port
+    raise RuntimeError(f"no free port between 20000 and {first_ephemeral} on {host}")
 
 
 def port_free(host: str, port: int) -> bool:

@@ -16,7 +16,7 @@ import pytest
 
 from helpers import study
 from helpers.load.profiles import PROFILES_FILE
-from helpers.net import free_port
+from helpers.net import free_lasting_port
 from helpers.serving import ports
 from helpers.serving.services import SERVICE_NAMES
 
@@ -54,7 +54,7 @@ def smoke_study(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     # Free ports through the variables both backends honour: a developer's own stack may hold
     # the seed's 5001-5003/9090 (the notebooks, like a user, start the stack on the defaults).
     for key in (*SERVICE_NAMES, "prometheus"):
-        mp.setenv(ports.variable(key), str(free_port()))
+        mp.setenv(ports.variable(key), str(free_lasting_port()))
     try:
         status = study.main(study_args(root))
     finally:

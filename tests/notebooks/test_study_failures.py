@@ -24,7 +24,7 @@ import psutil
 import pytest
 
 from helpers import net, paths
-from helpers.net import free_port
+from helpers.net import free_lasting_port
 from helpers.serving import ports
 from helpers.serving.local import cgroups
 from helpers.serving.protocol import run_id_of
@@ -43,7 +43,7 @@ def _ctrl_c_not_ignored() -> None:
 def _start_study(tmp_path: Path, artifacts_dir: Path, run_id: str, notebooks: str):
     env = dict(os.environ)
     for key in (*SERVICE_NAMES, "prometheus"):
-        env[ports.variable(key)] = str(free_port())
+        env[ports.variable(key)] = str(free_lasting_port())
     argv = [sys.executable, "-m", "helpers.study", "--profile", "smoke", "--mode", "coupled"]
     argv += ["--run-id", run_id, "--results-dir", str(tmp_path)]
     argv += ["--artifacts-dir", str(artifacts_dir), "--notebooks", notebooks]
